@@ -1,0 +1,1 @@
+"""FTP: the sans-I/O protocol machine, the event-driven client and the blocking facade."""

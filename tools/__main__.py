@@ -1,0 +1,3 @@
+from ulnet.tools.cli import main
+
+raise SystemExit(main())
