@@ -9,50 +9,45 @@ host, port and what was attempted, nothing else. Runs unchanged on CPython and M
 
 import errno
 
-# errno values differ between ports, so texts are keyed by name and looked up at runtime.
-_TEXT = {
-    "ECONNREFUSED": "connection refused",
-    "ECONNRESET": "connection reset by peer",
-    "ECONNABORTED": "connection aborted",
-    "ETIMEDOUT": "timed out",
-    "EHOSTUNREACH": "host unreachable",
-    "ENETUNREACH": "network unreachable",
-    "EPIPE": "broken pipe",
-    "ENOTCONN": "not connected",
-    "EADDRINUSE": "address in use",
-    "EADDRNOTAVAIL": "address not available",
-    "EACCES": "permission denied",
-    "ENOMEM": "out of memory",
-    "ENOBUFS": "out of buffers",
-}
-
-# getaddrinfo failures carry no errno; EAI_NONAME is -2 on Linux and on the unix port.
+# errno values differ between ports, so texts are keyed by name. One string, not a dict:
+# this module is always loaded, and on a board every dict entry and qstr costs heap.
+_TEXT = (
+    "|ECONNREFUSED:connection refused|ECONNRESET:connection reset by peer"
+    "|ECONNABORTED:connection aborted|ETIMEDOUT:timed out|EHOSTUNREACH:host unreachable"
+    "|ENETUNREACH:network unreachable|EPIPE:broken pipe|ENOTCONN:not connected"
+    "|EADDRINUSE:address in use|EACCES:permission denied|ENOMEM:out of memory"
+    # getaddrinfo failures carry EAI_* codes (negative on Linux and on the unix port)
+    "|-2:name not known|-3:temporary failure in name resolution|-5:no address for name|"
+)
 EAI_NONAME = -2
 
 
 def errno_text(code):
-    """A short human text for an errno value, found by its name."""
-    if code == EAI_NONAME:
-        return "name not known"
-    name = errno.errorcode.get(code) if code is not None else None
+    """A short human text for an errno (or getaddrinfo EAI_*) value, found by its name."""
+    name = errno.errorcode.get(code) if code is not None and code >= 0 else str(code)
     if name is None:
         return "error %s" % code
-    return _TEXT.get(name, name)
+    at = _TEXT.find("|" + name + ":")
+    if at < 0:
+        return name
+    start = at + len(name) + 2
+    return _TEXT[start:_TEXT.find("|", start)]
 
 
 def errno_of(exc):
-    """The errno of an OSError, on both runtimes (MicroPython keeps it in args[0])."""
-    code = getattr(exc, "errno", None)
-    if code is None and exc.args and isinstance(exc.args[0], int):
-        code = exc.args[0]
-    return code
+    """The errno of an OSError on both runtimes, or None.
+
+    MicroPython keeps it in args[0], and its getaddrinfo raises OSError("[addrinfo error -2]").
+    """
+    code = exc.args[0] if exc.args else None
+    if isinstance(code, str) and code.startswith("[addrinfo error "):
+        code = int(code[16:-1])
+    return code if isinstance(code, int) else None
 
 
 def endpoint(host, port):
     """host:port, with brackets around an IPv6 address."""
-    if ":" in host:
-        return "[%s]:%d" % (host, port)
-    return "%s:%d" % (host, port)
+    return ("[%s]:%s" if ":" in str(host) else "%s:%s") % (host, port)
 
 
 class NetError(OSError):
@@ -61,12 +56,8 @@ class NetError(OSError):
     Example: NetError(ECONNREFUSED, "connect to 127.0.0.1:9: connection refused").
     """
 
-    def __init__(self, code, message):
-        super().__init__(code, message)
-        self.message = message
-
     def __str__(self):
-        return self.message
+        return self.args[1]
 
 
 def net_error(code, action, host, port):
@@ -82,16 +73,14 @@ class TimeoutError(NetError):
 
 
 class ProtocolError(Exception):
-    """A protocol machine failed; the machine is in its sticky ERROR state afterwards."""
+    """A protocol machine failed; the machine is in its sticky ERROR state afterwards.
+
+    `code` is the reply code (FTP) or option (Telnet) involved, when there is one.
+    """
 
     def __init__(self, message, code=None):
         super().__init__(message)
-        self.message = message
-        # the reply code (FTP) or option (Telnet) involved, when there is one
         self.code = code
-
-    def __str__(self):
-        return self.message
 
 
 class LocalProtocolError(ProtocolError):

@@ -1,6 +1,7 @@
-"""Shared pytest fixtures: loopback helpers and the MicroPython runner."""
+"""Shared pytest fixtures: eventers per desktop backend and the MicroPython runner."""
 
 import os
+import selectors
 import sys
 
 import pytest
@@ -8,6 +9,31 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import upy  # noqa: E402  (tests/upy.py)
+
+import ulnet  # noqa: E402
+
+# every desktop backend the port can run on here; epoll is the default on Linux
+BACKENDS = {
+    "epoll": lambda: ulnet.Eventer(),
+    "poll": lambda: ulnet.Eventer(selector=selectors.PollSelector()),
+    "select": lambda: ulnet.Eventer(selector=selectors.SelectSelector()),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def eventer(request):
+    """An eventer on each desktop backend in turn; closes every socket it still holds."""
+    ev = BACKENDS[request.param]()
+    yield ev
+    ev.close()
+
+
+@pytest.fixture
+def ev():
+    """An eventer on the default port only, for tests that are not about the backend."""
+    e = ulnet.Eventer()
+    yield e
+    e.close()
 
 
 @pytest.fixture
@@ -20,3 +46,8 @@ def micropython():
         return done.stdout
 
     return runner
+
+
+def open_fds():
+    """How many file descriptors this process holds."""
+    return len(os.listdir("/proc/self/fd"))

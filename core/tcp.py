@@ -1,0 +1,99 @@
+"""TCP: lNet's TLTcp. Outgoing connects, listeners and accepted sockets in one object.
+
+Rules: connect() never reports from inside itself (errors and on_connect come from the loop);
+listen() fails at once with NetError (a local problem the caller must see now); a listener at
+max_connections accepts and closes extra clients so the kernel backlog does not hold them and
+memory does not grow.
+"""
+
+from ulnet.connection import Connection
+from ulnet.errors import EAI_NONAME, errno_of, net_error
+from ulnet.socket import CONNECTED, CONNECTING, LISTENING, READ, Socket
+
+# accepts per listener hint: a burst is taken in one round, but one listener cannot starve the
+# rest of the round (a level-triggered port reports the rest again, Winsock re-posts FD_ACCEPT)
+ACCEPT_BATCH = 16
+
+
+class TCP(Connection):
+    # policy knobs (override per object or in a subclass)
+    max_connections = None  # None: no limit; else extra clients are accepted and closed
+    backlog = 16  # listen() backlog
+
+    def connect(self, host, port, timeout_ms=None):
+        """Start connecting; returns the Socket. Outcome: on_connect or on_error, once."""
+        eventer = self.eventer
+        sock = Socket(self, None, CONNECTING)
+        sock._host = sock.peer_address = host
+        sock.peer_port = port
+        self.sockets.append(sock)
+        try:
+            sock._addrs = eventer.port.resolve(host, port, eventer.port.STREAM)
+        except OSError as exc:
+            sock._fail(net_error(errno_of(exc) or EAI_NONAME, "resolve", host, port))
+            return sock
+        if timeout_ms:
+            sock._timer = eventer.call_later(timeout_ms, sock._connect_timeout)
+        sock._try_next(None)
+        return sock
+
+    def listen(self, port=0, host="127.0.0.1"):
+        """Listen on host:port (0: any free port, reported in sock.local_port)."""
+        p = self.eventer.port
+        try:
+            family, sockaddr = p.resolve(host, port, p.STREAM)[0]
+        except OSError as exc:
+            raise net_error(errno_of(exc) or EAI_NONAME, "resolve", host, port)
+        raw = p.open(family, p.STREAM)
+        try:
+            bound = p.listen(raw, sockaddr, self.backlog)
+        except OSError as exc:
+            p.close_socket(raw)
+            raise net_error(errno_of(exc), "listen on", host, port)
+        sock = Socket(self, raw, LISTENING)
+        sock.local_address, sock.local_port = bound
+        p.register(raw, sock, READ)
+        self.listeners.append(sock)
+        return sock
+
+    def send(self, data, sock=None):
+        return self._default(sock).send(data)
+
+    def recv_into(self, buf, sock=None):
+        return self._default(sock).recv_into(buf)
+
+    def get(self, sock=None, n=0):
+        return self._default(sock).get(n)
+
+    def _ready(self, listener):
+        """A listener is readable: accept what is waiting."""
+        p = self.eventer.port
+        for _ in range(ACCEPT_BATCH):
+            try:
+                got = p.accept(listener._raw)
+            except OSError as exc:
+                where = listener.local_address, listener.local_port
+                self._handler_failed(net_error(errno_of(exc), "accept on", *where))
+                return
+            if got is None:
+                return
+            raw, sockaddr = got
+            limit = self.max_connections
+            if limit is not None and len(self.sockets) >= limit:
+                p.close_socket(raw)
+                continue
+            self._accepted(listener, raw, sockaddr)
+
+    def _accepted(self, listener, raw, sockaddr):
+        p = self.eventer.port
+        sock = Socket(self, raw, CONNECTED)
+        sock.peer_address, sock.peer_port = p.address(sockaddr)
+        local = p.local(raw)
+        if local[0] is None:
+            local = (listener.local_address, listener.local_port)
+        sock.local_address, sock.local_port = local
+        p.register(raw, sock, READ)
+        self.sockets.append(sock)
+        self.iterator = sock
+        if self.on_accept is not None:
+            self.on_accept(sock)

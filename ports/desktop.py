@@ -1,0 +1,240 @@
+"""Desktop port: CPython sockets under epoll (Linux) or the best `selectors` backend elsewhere.
+
+A port is the only place that knows its runtime's selector and socket API. Its contract:
+- readiness: register/modify/unregister(raw, handle, flags) and dispatch(timeout_ms), which
+  waits once and calls handle._hint(flags) for each ready handle, with the poll(2) bit values
+  READ=1, WRITE=4, ERROR=8, HANGUP=16;
+- socket I/O that answers None for "would block" instead of raising, 0 bytes for end of stream,
+  and raises OSError for real failures; connect_result(raw, flags) decides a connect from the
+  system (SO_ERROR, then getpeername), never from the flags;
+- a millisecond clock: ticks_ms, ticks_diff, ticks_add.
+
+The shared part (DesktopPort) keeps the handle map and rolls it back when the OS refuses a
+registration; each backend only translates flags and timeouts. Level-triggered throughout.
+"""
+
+import errno
+import select
+import selectors
+import socket
+import time
+
+READ = 1
+WRITE = 4
+ERROR = 8
+HANGUP = 16
+
+# selectors' flags differ from poll(2)'s: translate both ways
+_TO_SELECTORS = {
+    READ: selectors.EVENT_READ,
+    WRITE: selectors.EVENT_WRITE,
+    READ | WRITE: selectors.EVENT_READ | selectors.EVENT_WRITE,
+}
+_FROM_SELECTORS = (0, READ, WRITE, READ | WRITE)
+
+
+class DesktopPort:
+    """CPython socket I/O plus the handle map; backends add the OS readiness call."""
+
+    STREAM = socket.SOCK_STREAM
+    DGRAM = socket.SOCK_DGRAM
+    # get() size: a desktop has memory to spare, and fewer, larger reads are faster
+    RECV_SIZE = 65536
+
+    def __init__(self):
+        self._map = {}
+
+    # -- clock ----------------------------------------------------------------------------
+
+    @staticmethod
+    def ticks_ms():
+        return time.monotonic_ns() // 1000000
+
+    @staticmethod
+    def ticks_diff(a, b):
+        return a - b
+
+    @staticmethod
+    def ticks_add(a, b):
+        return a + b
+
+    # -- readiness --------------------------------------------------------------------------
+
+    def register(self, raw, handle, flags):
+        fd = raw.fileno()
+        self._map[fd] = handle
+        try:
+            self._add(fd, flags)
+        except BaseException:
+            del self._map[fd]
+            raise
+
+    def modify(self, raw, handle, flags):
+        self._change(raw.fileno(), flags)
+
+    def unregister(self, raw):
+        fd = raw.fileno()
+        if self._map.pop(fd, None) is not None:
+            self._remove(fd)
+
+    def handles(self):
+        return list(self._map.values())
+
+    def dispatch(self, timeout_ms):
+        handles = self._map
+        for fd, flags in self._wait(timeout_ms):
+            handle = handles.get(fd)
+            if handle is not None:
+                handle._hint(flags)
+
+    # -- socket I/O ---------------------------------------------------------------------------
+
+    def resolve(self, host, port, kind):
+        found = []
+        for family, _, _, _, sockaddr in socket.getaddrinfo(host, port, 0, kind):
+            if (family, sockaddr) not in found:
+                found.append((family, sockaddr))
+        return found
+
+    def open(self, family, kind):
+        raw = socket.socket(family, kind)
+        raw.setblocking(False)
+        return raw
+
+    def connect(self, raw, sockaddr):
+        return raw.connect_ex(sockaddr)
+
+    def connect_result(self, raw, flags):
+        code = raw.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            return code
+        try:
+            raw.getpeername()
+        except OSError as exc:
+            # ENOTCONN: still connecting and this was a spurious hint
+            return None if exc.errno == errno.ENOTCONN else exc.errno
+        return 0
+
+    def listen(self, raw, sockaddr, backlog):
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        raw.bind(sockaddr)
+        raw.listen(backlog)
+        return self.local(raw)
+
+    def bind(self, raw, sockaddr):
+        raw.bind(sockaddr)
+        return self.local(raw)
+
+    def accept(self, raw):
+        try:
+            conn, sockaddr = raw.accept()
+        except (BlockingIOError, ConnectionAbortedError):
+            return None
+        conn.setblocking(False)
+        return conn, sockaddr
+
+    def address(self, sockaddr):
+        return sockaddr[0], sockaddr[1]
+
+    def local(self, raw):
+        sockaddr = raw.getsockname()
+        return sockaddr[0], sockaddr[1]
+
+    def recv_into(self, raw, buf, n):
+        try:
+            return raw.recv_into(buf, n)
+        except BlockingIOError:
+            return None
+
+    def recv(self, raw, n):
+        try:
+            return raw.recv(n)
+        except BlockingIOError:
+            return None
+
+    def send(self, raw, data, off, n):
+        try:
+            if off == 0 and n == len(data):
+                return raw.send(data)
+            return raw.send(memoryview(data)[off:off + n])
+        except BlockingIOError:
+            return None
+
+    def recvfrom_into(self, raw, buf):
+        try:
+            return raw.recvfrom_into(buf)
+        except BlockingIOError:
+            return None
+
+    def sendto(self, raw, data, sockaddr):
+        try:
+            return raw.sendto(data, sockaddr)
+        except BlockingIOError:
+            return None
+
+    def close_socket(self, raw):
+        raw.close()
+
+    def close(self):
+        """Release the poller itself (the eventer is done)."""
+        self._close_poller()
+
+
+class EpollPort(DesktopPort):
+    """Linux: epoll directly; its flags are poll(2)'s, so events pass through untranslated."""
+
+    def __init__(self):
+        super().__init__()
+        self._ep = select.epoll()
+
+    def _add(self, fd, flags):
+        self._ep.register(fd, flags)
+
+    def _change(self, fd, flags):
+        self._ep.modify(fd, flags)
+
+    def _remove(self, fd):
+        self._ep.unregister(fd)
+
+    def _wait(self, timeout_ms):
+        return self._ep.poll(timeout_ms / 1000 if timeout_ms >= 0 else -1)
+
+    def _close_poller(self):
+        self._ep.close()
+
+
+class SelectorPort(DesktopPort):
+    """Any `selectors` backend (kqueue on BSD/macOS, poll or select elsewhere)."""
+
+    def __init__(self, selector=None):
+        super().__init__()
+        self._sel = selector if selector is not None else selectors.DefaultSelector()
+
+    def _add(self, fd, flags):
+        self._sel.register(fd, _TO_SELECTORS[flags & (READ | WRITE)])
+
+    def _change(self, fd, flags):
+        self._sel.modify(fd, _TO_SELECTORS[flags & (READ | WRITE)])
+
+    def _remove(self, fd):
+        self._sel.unregister(fd)
+
+    def _wait(self, timeout_ms):
+        ready = self._sel.select(timeout_ms / 1000 if timeout_ms >= 0 else None)
+        return [(key.fd, _FROM_SELECTORS[mask]) for key, mask in ready]
+
+    def _close_poller(self):
+        self._sel.close()
+
+
+_DEFAULT = EpollPort if hasattr(select, "epoll") else SelectorPort
+
+
+def Port(selector=None):
+    """The port for Eventer(): epoll where the OS has it, else selectors' best backend.
+
+    `selector` (a selectors.BaseSelector instance) forces that backend instead.
+    """
+    if selector is None:
+        return _DEFAULT()
+    return SelectorPort(selector)

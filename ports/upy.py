@@ -1,0 +1,191 @@
+"""MicroPython port: `select.poll` with `ipoll`, stream I/O that signals would-block by None.
+
+Same contract as ports/desktop.py (see its docstring). MicroPython facts it is built on
+(measured on the 1.29 unix port):
+- ipoll yields the registered socket object and reuses its result tuple: no allocation per
+  event, so the handle map is keyed by the socket object itself;
+- sockets have readinto(buf, n) and write(buf, off, n), both answering None on would-block,
+  and no recv_into, getsockopt, getpeername, getsockname or shutdown;
+- a refused non-blocking connect polls as WRITE|ERROR|HANGUP and the next send raises
+  ECONNREFUSED, so the connect outcome comes from a zero-byte send (the probe): 0 = connected,
+  EAGAIN = still connecting, any other errno = failed;
+- getaddrinfo()[0][-1] is a raw sockaddr bytearray on the unix port (socket.sockaddr decodes
+  it) and a (host, port) tuple on lwIP boards;
+- errno numbers differ between ports, so they are compared by name (errno.EAGAIN).
+"""
+
+import errno
+import select
+import socket
+import time
+
+READ = select.POLLIN
+WRITE = select.POLLOUT
+ERROR = select.POLLERR
+HANGUP = select.POLLHUP
+
+# listen(port=0) picks a port itself: there is no getsockname to ask the OS which one it chose
+_EPHEMERAL_FIRST = 49152
+_EPHEMERAL_COUNT = 16384
+_BIND_TRIES = 32
+
+
+class Port:
+    STREAM = socket.SOCK_STREAM
+    DGRAM = socket.SOCK_DGRAM
+    # get() size: MicroPython's recv(n) allocates n bytes up front, and heaps are 32-64 KB
+    RECV_SIZE = 1024
+
+    ticks_ms = staticmethod(time.ticks_ms)
+    ticks_diff = staticmethod(time.ticks_diff)
+    ticks_add = staticmethod(time.ticks_add)
+
+    def __init__(self):
+        self._poll = select.poll()
+        self._map = {}
+        # one scratch buffer for get(): read into it, copy out only what arrived
+        self._scratch = bytearray(self.RECV_SIZE)
+        self._view = memoryview(self._scratch)
+
+    # -- readiness --------------------------------------------------------------------------
+
+    def register(self, raw, handle, flags):
+        self._map[raw] = handle
+        try:
+            self._poll.register(raw, flags)
+        except BaseException:
+            del self._map[raw]
+            raise
+
+    def modify(self, raw, handle, flags):
+        self._poll.modify(raw, flags)
+
+    def unregister(self, raw):
+        if self._map.pop(raw, None) is not None:
+            self._poll.unregister(raw)
+
+    def handles(self):
+        return list(self._map.values())
+
+    def dispatch(self, timeout_ms):
+        handles = self._map
+        # no allocation here: ipoll reuses its tuple, dict.get hashes the object by identity
+        for raw, flags in self._poll.ipoll(timeout_ms):
+            handle = handles.get(raw)
+            if handle is not None:
+                handle._hint(flags)
+
+    def close(self):
+        self._map.clear()
+
+    # -- socket I/O ---------------------------------------------------------------------------
+
+    def resolve(self, host, port, kind):
+        found = []
+        for info in socket.getaddrinfo(host, port, 0, kind):
+            entry = (info[0], info[-1])
+            if entry not in found:
+                found.append(entry)
+        return found
+
+    def open(self, family, kind):
+        raw = socket.socket(family, kind)
+        raw.setblocking(False)
+        return raw
+
+    def connect(self, raw, sockaddr):
+        try:
+            raw.connect(sockaddr)
+        except OSError as exc:
+            return exc.errno
+        return 0
+
+    def connect_result(self, raw, flags):
+        try:
+            raw.send(b"")
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN or exc.errno == errno.EINPROGRESS:
+                return None
+            return exc.errno
+        if flags & (ERROR | HANGUP):
+            return errno.ECONNREFUSED
+        return 0
+
+    def listen(self, raw, sockaddr, backlog):
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        bound = self.bind(raw, sockaddr)
+        raw.listen(backlog)
+        return bound
+
+    def bind(self, raw, sockaddr):
+        host, port = self.address(sockaddr)
+        if port:
+            raw.bind(sockaddr)
+            return host, port
+        import random
+
+        for _ in range(_BIND_TRIES):
+            port = _EPHEMERAL_FIRST + random.getrandbits(14) % _EPHEMERAL_COUNT
+            try:
+                raw.bind(socket.getaddrinfo(host, port)[0][-1])
+                return host, port
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+        raise OSError(errno.EADDRINUSE)
+
+    def accept(self, raw):
+        try:
+            conn, sockaddr = raw.accept()
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN or exc.errno == errno.ECONNABORTED:
+                return None
+            raise
+        conn.setblocking(False)
+        return conn, sockaddr
+
+    def address(self, sockaddr):
+        if isinstance(sockaddr, tuple):
+            return sockaddr[0], sockaddr[1]
+        family, packed, port = socket.sockaddr(sockaddr)[:3]
+        return socket.inet_ntop(family, packed), port
+
+    def local(self, raw):
+        # unknown without getsockname; the TCP layer falls back to the listener's address
+        return None, None
+
+    def recv_into(self, raw, buf, n):
+        return raw.readinto(buf, n)
+
+    def recv(self, raw, n):
+        if n > len(self._scratch):
+            n = len(self._scratch)
+        got = raw.readinto(self._scratch, n)
+        if got is None:
+            return None
+        return bytes(self._view[:got])
+
+    def send(self, raw, data, off, n):
+        return raw.write(data, off, n)
+
+    def recvfrom_into(self, raw, buf):
+        try:
+            data, sockaddr = raw.recvfrom(len(buf))
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return None
+            raise
+        n = len(data)
+        buf[:n] = data
+        return n, sockaddr
+
+    def sendto(self, raw, data, sockaddr):
+        try:
+            return raw.sendto(data, sockaddr)
+        except OSError as exc:
+            if exc.errno == errno.EAGAIN:
+                return None
+            raise
+
+    def close_socket(self, raw):
+        raw.close()
