@@ -18,7 +18,7 @@ ACCEPT_BATCH = 16
 class TCP(Connection):
     # policy knobs (override per object or in a subclass)
     max_connections = None  # None: no limit; else extra clients are accepted and closed
-    backlog = 16  # listen() backlog
+    backlog = 128  # listen() backlog: what Linux allowed by default for years; lwIP clamps it
 
     def connect(self, host, port, timeout_ms=None):
         """Start connecting; returns the Socket. Outcome: on_connect or on_error, once."""
