@@ -4,9 +4,11 @@ Rules (shared by every port, never special-cased per port):
 - A readiness flag is only a hint; state comes from system calls. A hint on a connecting
   socket means "check the connect": the port's connect_result decides, and the connect is
   completed (or failed) exactly once. A spurious hint changes nothing.
-- A read hint is never thrown away (drain on hint): the hint that completed a connect is still
-  delivered to on_receive afterwards. Winsock posts FD_READ once and not again until recv is
-  called, so a dropped hint there is a hung session.
+- A read hint is never thrown away, and it is drained (drain on hint): the hint that completed a
+  connect is still delivered to on_receive afterwards, and on_receive is called again while the
+  handler keeps reading and the reads have not come up short (would-block, end of stream, fewer
+  bytes than asked). Winsock posts FD_READ once and FD_CLOSE once, so a hint left undrained
+  there is a hung session; on level-triggered ports draining just saves rounds.
 - send() sends first and waits for a write hint only after the OS refused more (would-block);
   on_can_send then fires once.
 - End of stream is seen by a read returning 0 bytes, so every earlier byte was offered first;
@@ -36,10 +38,16 @@ CLOSED = "closed"  # gone; every call returns 0 or does nothing
 
 # connect() answers that mean "under way" (EAGAIN: lwIP boards)
 _IN_PROGRESS = (0, errno.EINPROGRESS, errno.EAGAIN)
+# on_receive calls per read hint at most, so one busy socket cannot starve a round
+DRAIN_MAX = 64
 
 
 class Socket:
     """One endpoint owned by a connection object (TCP or UDP) whose callbacks it fires."""
+
+    # policy knob: False restores lNet's behaviour (one on_receive per hint, and a hint that
+    # arrives while connecting only completes the connect); tests use it to show the hang
+    drain_on_hint = True
 
     def __init__(self, conn, raw, state):
         self._conn = conn
@@ -51,6 +59,8 @@ class Socket:
         self.local_address = self.local_port = None
         self.peer_address = self.peer_port = None
         self._want_write = self._eof = self._queued = False
+        # set by reads: the last one came up short (nothing more now) / returned data
+        self._drained = self._got = False
         self._error = self._timer = None
         # connect only: addresses still to try, the one being tried, the name asked for
         self._addrs = self._sockaddr = self._host = None
@@ -97,25 +107,37 @@ class Socket:
         except OSError as exc:
             self._fail_io(exc, "receive from")
             return 0
-        if got == 0:
-            self._eof = True
-            self._queue_settle()
-        return got or 0
+        if not got:
+            self._drained = True
+            if got == 0:
+                self._eof = True
+                self._queue_settle()
+            return 0
+        self._got = True
+        if got < n:
+            self._drained = True
+        return got
 
     def get(self, n=0):
         """Read up to n bytes (default: the port's RECV_SIZE); b"" means nothing now."""
         if self.state != CONNECTED:
             return b""
+        n = n or self._port.RECV_SIZE
         try:
-            data = self._port.recv(self._raw, n or self._port.RECV_SIZE)
+            data = self._port.recv(self._raw, n)
         except OSError as exc:
             self._fail_io(exc, "receive from")
             return b""
-        if data is None:
-            return b""
         if not data:
+            self._drained = True
+            if data is None:
+                return b""
             self._eof = True
             self._queue_settle()
+            return data
+        self._got = True
+        if len(data) < n:
+            self._drained = True
         return data
 
     def disconnect(self):
@@ -129,9 +151,12 @@ class Socket:
     def _hint(self, flags):
         conn = self._conn
         try:
-            if self.state == CONNECTING:
-                self._check_connect(flags)
             state = self.state
+            if state == CONNECTING:
+                self._check_connect(flags)
+                if not self.drain_on_hint:
+                    return
+                state = self.state
             if state == CONNECTED:
                 if flags & WRITE and self._want_write:
                     self._want_write = False
@@ -140,15 +165,23 @@ class Socket:
                         conn.iterator = self
                         conn.on_can_send(self)
                 if flags & READABLE and self.state == CONNECTED:
-                    if conn.on_receive is None:
-                        self._discard()
-                    else:
-                        conn.iterator = self
-                        conn.on_receive(self)
+                    self._deliver(conn)
             elif state == LISTENING:
                 conn._ready(self)
         except Exception as exc:
             conn._handler_failed(exc)
+
+    def _deliver(self, conn):
+        """on_receive, again while the handler reads and its reads do not come up short."""
+        if conn.on_receive is None:
+            self._discard()
+            return
+        conn.iterator = self
+        for _ in range(DRAIN_MAX if self.drain_on_hint else 1):
+            self._drained = self._got = False
+            conn.on_receive(self)
+            if self._drained or not self._got or self.state != CONNECTED:
+                return
 
     def _discard(self):
         """Nobody listens: read and drop, so end of stream is still seen and nothing spins."""
