@@ -29,52 +29,53 @@ SEND_NOTHING = 0
 SEND_ON = 1
 SEND_OFF = 2
 
-# {state: (result for RECV_ON, RECV_ON_REFUSED, RECV_OFF, ASK_ON, ASK_OFF)}, each result a
-# (new state, what to send) pair; comments quote RFC 1143 section 7.
-_TABLE = {
-    NO: (
-        (YES, SEND_ON),  # WILL/DO accepted: answering it is the only way to accept
-        (NO, SEND_OFF),  # refused: DONT for WILL, WONT for DO
-        (NO, SEND_NOTHING),  # already off: no answer, or two peers would loop
-        (WANTYES, SEND_ON),
-        (NO, SEND_NOTHING),  # "error: already disabled"
-    ),
-    YES: (
-        (YES, SEND_NOTHING),  # repeated WILL/DO: "ignore", never answered again
-        (YES, SEND_NOTHING),
-        (NO, SEND_OFF),  # the peer turns it off: we must acknowledge
-        (YES, SEND_NOTHING),  # "error: already enabled"
-        (WANTNO, SEND_OFF),
-    ),
-    WANTNO: (
-        (NO, SEND_NOTHING),  # "error: DONT answered by WILL"; the peer's WONT follows
-        (NO, SEND_NOTHING),
-        (NO, SEND_NOTHING),  # acknowledged
-        (WANTNO_OPPOSITE, SEND_NOTHING),  # queue the re-enable until the answer comes
-        (WANTNO, SEND_NOTHING),  # "error: already negotiating"
-    ),
-    WANTNO_OPPOSITE: (
-        (YES, SEND_NOTHING),  # "error: DONT answered by WILL", and we wanted it on anyway
-        (YES, SEND_NOTHING),
-        (WANTYES, SEND_ON),  # acknowledged: now ask for it again as queued
-        (WANTNO_OPPOSITE, SEND_NOTHING),  # "error: already queued"
-        (WANTNO, SEND_NOTHING),  # cancel the queued re-enable
-    ),
-    WANTYES: (
-        (YES, SEND_NOTHING),  # our request accepted (even for an option we would refuse)
-        (YES, SEND_NOTHING),
-        (NO, SEND_NOTHING),  # our request refused
-        (WANTYES, SEND_NOTHING),  # "error: already negotiating"
-        (WANTYES_OPPOSITE, SEND_NOTHING),  # queue the disable until the answer comes
-    ),
-    WANTYES_OPPOSITE: (
-        (WANTNO, SEND_OFF),  # accepted, but the caller changed its mind meanwhile
-        (WANTNO, SEND_OFF),
-        (NO, SEND_NOTHING),  # refused, which is what the caller wants now
-        (WANTYES, SEND_NOTHING),  # cancel the queued disable
-        (WANTYES_OPPOSITE, SEND_NOTHING),  # "error: already queued"
-    ),
-}
+def _to(state, send):
+    return state << 2 | send
+
+
+# One row per state, in state order; one entry per input, in input order: the new state and
+# what to send, packed into a byte (a bytes table costs 30 bytes of heap; tuples cost 1.3 KB).
+# Comments quote RFC 1143 section 7.
+_TABLE = bytes((
+    # NO
+    _to(YES, SEND_ON),  # RECV_ON: accepted, and answering it is the only way to accept
+    _to(NO, SEND_OFF),  # RECV_ON_REFUSED: DONT for WILL, WONT for DO
+    _to(NO, SEND_NOTHING),  # RECV_OFF: already off; no answer, or two peers would loop
+    _to(WANTYES, SEND_ON),  # ASK_ON
+    _to(NO, SEND_NOTHING),  # ASK_OFF: "error: already disabled"
+    # YES
+    _to(YES, SEND_NOTHING),  # RECV_ON: a repeated WILL/DO is ignored, never answered again
+    _to(YES, SEND_NOTHING),  # RECV_ON_REFUSED: likewise (the caller forced it on)
+    _to(NO, SEND_OFF),  # RECV_OFF: the peer turns it off; we must acknowledge
+    _to(YES, SEND_NOTHING),  # ASK_ON: "error: already enabled"
+    _to(WANTNO, SEND_OFF),  # ASK_OFF
+    # WANTNO
+    _to(NO, SEND_NOTHING),  # RECV_ON: "error: DONT answered by WILL"; its WONT follows
+    _to(NO, SEND_NOTHING),  # RECV_ON_REFUSED: likewise
+    _to(NO, SEND_NOTHING),  # RECV_OFF: acknowledged
+    _to(WANTNO_OPPOSITE, SEND_NOTHING),  # ASK_ON: queued until the answer comes
+    _to(WANTNO, SEND_NOTHING),  # ASK_OFF: "error: already negotiating"
+    # WANTYES
+    _to(YES, SEND_NOTHING),  # RECV_ON: our request accepted
+    _to(YES, SEND_NOTHING),  # RECV_ON_REFUSED: accepted too, since we asked for it
+    _to(NO, SEND_NOTHING),  # RECV_OFF: our request refused
+    _to(WANTYES, SEND_NOTHING),  # ASK_ON: "error: already negotiating"
+    _to(WANTYES_OPPOSITE, SEND_NOTHING),  # ASK_OFF: queued until the answer comes
+    # WANTNO_OPPOSITE
+    _to(YES, SEND_NOTHING),  # RECV_ON: "error: DONT answered by WILL", and wanted on anyway
+    _to(YES, SEND_NOTHING),  # RECV_ON_REFUSED: likewise
+    _to(WANTYES, SEND_ON),  # RECV_OFF: acknowledged; now ask again as queued
+    _to(WANTNO_OPPOSITE, SEND_NOTHING),  # ASK_ON: "error: already queued"
+    _to(WANTNO, SEND_NOTHING),  # ASK_OFF: cancel the queued re-enable
+    # WANTYES_OPPOSITE
+    _to(WANTNO, SEND_OFF),  # RECV_ON: accepted, but the caller changed its mind meanwhile
+    _to(WANTNO, SEND_OFF),  # RECV_ON_REFUSED: likewise
+    _to(NO, SEND_NOTHING),  # RECV_OFF: refused, which is what the caller wants now
+    _to(WANTYES, SEND_NOTHING),  # ASK_ON: cancel the queued disable
+    _to(WANTYES_OPPOSITE, SEND_NOTHING),  # ASK_OFF: "error: already queued"
+))
+_INPUTS = 5  # entries per row
+assert len(_TABLE) == 6 * _INPUTS
 
 
 class Options:
@@ -92,6 +93,6 @@ class Options:
         """Apply one input to one side of one option: returns (old state, new state, send)."""
         side = self.them if remote else self.us
         old = side[option]
-        new, send = _TABLE[old][event]  # the one lookup; every (state, input) is defined
-        side[option] = new
-        return old, new, send
+        entry = _TABLE[old * _INPUTS + event]  # the one lookup; every (state, input) is defined
+        side[option] = entry >> 2
+        return old, entry >> 2, entry & 3

@@ -18,6 +18,14 @@ Rules:
 - MicroPython: no typing, enum or dataclasses; only bytes.find/replace, slices and bytearrays.
 """
 
+try:
+    from micropython import const  # private ints below become literals in the bytecode
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
 from ..errors import LocalProtocolError, RemoteProtocolError
 from . import BINARY, DO, DONT, ECHO, IAC, NAWS, SB, SE, SGA, TTYPE, WILL, WONT
 from .events import NEED_DATA, Command, ConnectionClosed, Data, OptionChanged  # noqa: F401
@@ -29,8 +37,8 @@ from .options import ASK_OFF, ASK_ON, RECV_OFF, RECV_ON, RECV_ON_REFUSED, YES, O
 # ends an endless SB long before it costs a 32 KB heap anything.
 MAX_SB = 256
 MAX_TTYPE = 40  # RFC 1091 via RFC 1010: terminal type names are at most 40 characters
-_TTYPE_SEND = 1  # RFC 1091: IAC SB TTYPE SEND IAC SE (IS, code 0, is our answer)
-_CR = 13
+_TTYPE_SEND = const(1)  # RFC 1091: IAC SB TTYPE SEND IAC SE (IS, code 0, is our answer)
+_CR = const(13)
 _IAC_B = b"\xff"
 _IAC_IAC = b"\xff\xff"
 # send_command accepts the two-byte commands: XEOF (236) .. EOR (239) and NOP (241) .. GA (249)
@@ -52,11 +60,11 @@ _TRANSITIONS = {
 }
 
 # States of the byte parser (RFC 854 command structure, RFC 855 subnegotiation).
-_DATA = 0  # plain data; an IAC starts a command
-_IAC = 1  # after IAC: IAC (a data 0xFF), a verb, SB or a two-byte command follows
-_VERB = 2  # after IAC DO/DONT/WILL/WONT: the option byte follows
-_SB = 3  # inside IAC SB: option and payload up to IAC SE
-_SB_IAC = 4  # after IAC inside a subnegotiation: IAC (a payload 0xFF) or SE follows
+_DATA = const(0)  # plain data; an IAC starts a command
+_IAC = const(1)  # after IAC: IAC (a data 0xFF), a verb, SB or a two-byte command follows
+_VERB = const(2)  # after IAC DO/DONT/WILL/WONT: the option byte follows
+_SB = const(3)  # inside IAC SB: option and payload up to IAC SE
+_SB_IAC = const(4)  # after IAC inside a subnegotiation: IAC (a payload 0xFF) or SE follows
 
 
 def _slice(data, i, j):
