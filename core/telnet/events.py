@@ -48,7 +48,9 @@ class Data(Event):
 
 
 class Command(Event):
-    """A two-byte command from the peer: `command` is the code after IAC (NOP, GA, AYT, DM...)."""
+    """A two-byte command from the peer: `command` is the byte after IAC (NOP, GA, AYT, DM,
+    BRK, IP, AO, EC, EL, EOR, ...; any byte that is not IAC, SB or a verb, even an unassigned
+    one, so nothing after IAC is ever mistaken for data)."""
 
     _fields = ("command",)
 

@@ -29,7 +29,7 @@ except ImportError:  # CPython
 from ..errors import LocalProtocolError, RemoteProtocolError
 from . import BINARY, DO, DONT, ECHO, IAC, NAWS, SB, SE, SGA, TTYPE, WILL, WONT
 from .events import NEED_DATA, Command, ConnectionClosed, Data, OptionChanged  # noqa: F401
-from .options import ASK_OFF, ASK_ON, RECV_OFF, RECV_ON, RECV_ON_REFUSED, YES, Options
+from .options import ASK_OFF, ASK_ON, RECV_OFF, RECV_ON, RECV_ON_REFUSED, SEND_ON, YES, Options
 
 # Longest subnegotiation accepted, option byte and unescaped payload together. The only one a
 # client must read is TTYPE SEND (2 bytes); options we refuse should send none (RFC 855), and
@@ -43,9 +43,7 @@ _IAC_B = b"\xff"
 _IAC_IAC = b"\xff\xff"
 # send_command accepts the two-byte commands: XEOF (236) .. EOR (239) and NOP (241) .. GA (249)
 _COMMANDS = (236, 237, 238, 239, 241, 242, 243, 244, 245, 246, 247, 248, 249)
-
-
-_CLOSED = ConnectionClosed()
+_CLOSED = ConnectionClosed()  # the one instance next_event returns once the peer closed
 
 # States of the connection, `TelnetProtocol.state`.
 OPEN = "OPEN"  # receiving and sending allowed
@@ -138,7 +136,9 @@ class TelnetProtocol:
         data is bytes or bytearray (a memoryview is copied once). With n >= 0 only data[:n] is
         read, so a client can hand over its recv_into buffer without slicing it.
         """
-        if n < 0:
+        if n < 0 or n > len(data):
+            if n > len(data):
+                raise self._local("receive_data: n=%d but only %d bytes given" % (n, len(data)))
             n = len(data)
         if n == 0:
             self._enter("close")
@@ -269,9 +269,9 @@ class TelnetProtocol:
         old, new, send = self._opt.step(option, remote, event)
         if send:
             if remote:
-                verb = DO if send == 1 else DONT
+                verb = DO if send == SEND_ON else DONT
             else:
-                verb = WILL if send == 1 else WONT
+                verb = WILL if send == SEND_ON else WONT
             out = self._out
             out.append(IAC)
             out.append(verb)
