@@ -632,3 +632,9 @@ def test_small_heap_on_micropython():
     assert machine < 2048  # both option tables (512 bytes) and a few small objects
     assert kept == 0  # nothing grows while data flows
     assert free > 4 * 1024
+
+
+def test_constants_import_is_cheap_on_micropython(micropython):
+    out = micropython("import sys\nfrom ulnet.telnet import DO, ECHO\n"
+                      "print(DO, ECHO, sorted(m for m in sys.modules if m.startswith('ulnet')))")
+    assert out.split() == ["253", "1", "['ulnet',", "'ulnet.telnet']"]
