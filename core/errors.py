@@ -16,6 +16,7 @@ _TEXT = (
     "|ECONNABORTED:connection aborted|ETIMEDOUT:timed out|EHOSTUNREACH:host unreachable"
     "|ENETUNREACH:network unreachable|EPIPE:broken pipe|ENOTCONN:not connected"
     "|EADDRINUSE:address in use|EACCES:permission denied|ENOMEM:out of memory"
+    "|ENOENT:no such file or directory|ENOSPC:no space left on device|EISDIR:is a directory"
     # getaddrinfo failures carry EAI_* codes (negative on Linux and on the unix port)
     "|-2:name not known|-3:temporary failure in name resolution|-5:no address for name|"
 )

@@ -1,0 +1,72 @@
+"""ftp:// URLs: `ftp://user:password@host:port/dir`, parsed without urllib (MicroPython has none).
+
+Rules: user and password may be %-encoded (an "@" or ":" in a password is %40 / %3A); an IPv6
+host is written in brackets; no user means anonymous. `redact(url)` is the only form of a URL
+that may be printed or logged: the password never appears anywhere else.
+"""
+
+
+def _unquote(text):
+    if "%" not in text:
+        return text
+    out = bytearray()
+    i = 0
+    raw = text.encode()
+    while i < len(raw):
+        if raw[i] == 37:  # "%XX"
+            try:
+                out.append(int(raw[i + 1:i + 3], 16))
+            except ValueError:
+                # the message of int()'s error would quote the bytes: a piece of the password
+                raise ValueError("bad %-escape in an ftp:// URL") from None
+            i += 3
+        else:
+            out.append(raw[i])
+            i += 1
+    return out.decode()
+
+
+def parse_url(url):
+    """-> (host, port, user, password, path); raises ValueError naming what is wrong (never
+    quoting the password)."""
+    if not url.startswith("ftp://"):
+        raise ValueError("not an ftp:// URL: %s" % redact(url))
+    rest = url[6:]
+    slash = rest.find("/")
+    netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash + 1:])
+    user, password = "anonymous", ""
+    at = netloc.rfind("@")
+    if at >= 0:
+        creds, netloc = netloc[:at], netloc[at + 1:]
+        colon = creds.find(":")
+        user = _unquote(creds if colon < 0 else creds[:colon])
+        password = "" if colon < 0 else _unquote(creds[colon + 1:])
+    port = 21
+    if netloc.startswith("["):
+        end = netloc.find("]")
+        host, tail = netloc[1:end], netloc[end + 1:]
+    else:
+        colon = netloc.rfind(":")
+        host, tail = (netloc, "") if colon < 0 else (netloc[:colon], netloc[colon:])
+    if tail:
+        if not tail.startswith(":") or not tail[1:].isdigit():
+            raise ValueError("bad port in %s" % redact(url))
+        port = int(tail[1:])
+    if not host:
+        raise ValueError("no host in %s" % redact(url))
+    return host, port, user, password, _unquote(path)
+
+
+def redact(url):
+    """The URL with its password replaced by ***."""
+    if not url.startswith("ftp://"):
+        return url.split("@")[-1]
+    rest = url[6:]
+    at = rest.rfind("@", 0, (rest + "/").find("/"))
+    if at < 0:
+        return url
+    creds = rest[:at]
+    colon = creds.find(":")
+    if colon >= 0:
+        creds = creds[:colon] + ":***"
+    return "ftp://" + creds + rest[at:]

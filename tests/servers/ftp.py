@@ -1,0 +1,158 @@
+"""Real FTP servers on loopback for the tests: pyftpdlib (own process) and vsftpd.
+
+Each is a context manager that starts the server, knows its URL and home folder, and always
+stops it. Ports are picked by the server (pyftpdlib) or probed free (vsftpd).
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+USER = "scanner"
+PASSWORD = "s3cret"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_listening(port, deadline_s=10):
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("no server on 127.0.0.1:%d after %ss" % (port, deadline_s))
+
+
+class PyFTPD:
+    """pyftpdlib in its own process; user scanner / s3cret, home = self.home."""
+
+    name = "pyftpdlib"
+
+    def __init__(self, home=None, quota=0, drop_after=0, user=USER, password=PASSWORD):
+        self._tmp = None if home else tempfile.mkdtemp(prefix="ulnet-ftpd-")
+        self.home = home or self._tmp
+        self.user, self.password = user, password
+        self.port = 0
+        self._args = ["--quota", str(quota), "--drop-after", str(drop_after)]
+        self.proc = None
+
+    @property
+    def url(self):
+        return "ftp://%s:%s@127.0.0.1:%d/" % (self.user, self.password, self.port)
+
+    def start(self):
+        cmd = [sys.executable, os.path.join(HERE, "pyftpd_main.py"), "--home", self.home,
+               "--user", self.user, "--password", self.password, "--port", str(self.port)] + self._args
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError("pyftpdlib did not start")
+        self.port = int(line.split()[1])
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc.stdout.close()
+            self.proc = None
+
+    def restart(self):
+        """Stop and start again on the same port (as a server coming back)."""
+        self.stop()
+        for _ in range(50):
+            try:
+                return self.start()
+            except RuntimeError:
+                time.sleep(0.1)
+        raise RuntimeError("pyftpdlib did not come back on port %d" % self.port)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+class VSFTPD:
+    """vsftpd in the foreground, anonymous uploads into self.home (its writable subfolder).
+
+    Without root only anonymous uploads into a writable subfolder work, so that is what every
+    test uses; `url` points into that folder.
+    """
+
+    name = "vsftpd"
+    EXE = "/usr/sbin/vsftpd"
+
+    def __init__(self):
+        self._tmp = tempfile.mkdtemp(prefix="ulnet-vsftpd-")
+        self.root = os.path.join(self._tmp, "root")
+        self.home = os.path.join(self.root, "upload")
+        os.makedirs(self.home)
+        os.makedirs(os.path.join(self._tmp, "empty"))
+        os.chmod(self.root, 0o555)
+        if os.geteuid() == 0:
+            shutil.chown(self.home, "ftp")
+        else:
+            os.chmod(self.home, 0o777)
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return "ftp://anonymous:ulnet@127.0.0.1:%d/upload" % self.port
+
+    def _config(self):
+        pasv = free_port()
+        lines = {
+            "listen": "YES", "listen_ipv6": "NO", "listen_address": "127.0.0.1",
+            "listen_port": self.port, "background": "NO", "anonymous_enable": "YES",
+            "local_enable": "NO", "write_enable": "YES", "anon_upload_enable": "YES",
+            "anon_mkdir_write_enable": "YES", "anon_other_write_enable": "YES",
+            "anon_umask": "022", "anon_root": self.root, "no_anon_password": "YES",
+            "pasv_enable": "YES", "pasv_address": "127.0.0.1", "pasv_min_port": pasv,
+            "pasv_max_port": pasv + 200, "secure_chroot_dir": os.path.join(self._tmp, "empty"),
+            "xferlog_enable": "NO", "seccomp_sandbox": "NO", "max_clients": 200,
+            "run_as_launching_user": "NO" if os.geteuid() == 0 else "YES",
+        }
+        path = os.path.join(self._tmp, "vsftpd.conf")
+        with open(path, "w") as f:
+            for key, value in lines.items():
+                f.write("%s=%s\n" % (key, value))
+        return path
+
+    def start(self):
+        self.proc = subprocess.Popen([self.EXE, self._config()], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_listening(self.port)
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        shutil.rmtree(self._tmp, ignore_errors=True)

@@ -1,0 +1,84 @@
+"""A pyftpdlib server for the tests, run as its own process (so a test can stop, restart or
+kill it like a real server). Prints "PORT n" once it listens.
+
+Faults a real server produces but will not produce on demand:
+- --quota BYTES: uploads fail with "disk full" (ENOSPC) once the home holds more than BYTES;
+- --drop-after BYTES: the first upload's data connection is closed after BYTES arrived, as a
+  flaky link would (later uploads are untouched), so clients must resume.
+"""
+
+import argparse
+import errno
+import os
+
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.filesystems import AbstractedFS
+from pyftpdlib.handlers import DTPHandler, FTPHandler
+from pyftpdlib.servers import FTPServer
+
+
+def home_size(root):
+    return sum(os.path.getsize(os.path.join(base, f)) for base, _, files in os.walk(root) for f in files)
+
+
+class QuotaFile:
+    """A file whose writes fail with ENOSPC once the home passes the quota."""
+
+    def __init__(self, f, root, quota):
+        self._f, self._root, self._quota = f, root, quota
+
+    def write(self, data):
+        if home_size(self._root) + len(data) > self._quota:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--user", default="scanner")
+    parser.add_argument("--password", default="s3cret")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--quota", type=int, default=0)
+    parser.add_argument("--drop-after", type=int, default=0)
+    args = parser.parse_args()
+
+    authorizer = DummyAuthorizer()
+    authorizer.add_user(args.user, args.password, args.home, perm="elradfmwMT")
+    authorizer.add_anonymous(args.home)
+
+    class FS(AbstractedFS):
+        def open(self, filename, mode):
+            f = super().open(filename, mode)
+            if args.quota and ("w" in mode or "a" in mode or "+" in mode):
+                return QuotaFile(f, args.home, args.quota)
+            return f
+
+    dropped = {"done": not args.drop_after}
+
+    class DTP(DTPHandler):
+        def handle_read(self):
+            super().handle_read()
+            if not dropped["done"] and self.tot_bytes_received >= args.drop_after:
+                dropped["done"] = True
+                self.close()
+
+    class Handler(FTPHandler):
+        pass
+
+    Handler.authorizer = authorizer
+    Handler.abstracted_fs = FS
+    Handler.dtp_handler = DTP
+    Handler.passive_ports = None
+    Handler.banner = "pyftpdlib ready"
+    server = FTPServer(("127.0.0.1", args.port), Handler)
+    server.max_cons = 256
+    print("PORT %d" % server.address[1], flush=True)
+    server.serve_forever(timeout=0.5)
+
+
+if __name__ == "__main__":
+    main()
