@@ -24,7 +24,9 @@ EAI_NONAME = -2
 
 
 def errno_text(code):
-    """A short human text for an errno (or getaddrinfo EAI_*) value, found by its name."""
+    """A short human text for an errno (or getaddrinfo EAI_*) value or an OSError."""
+    if isinstance(code, Exception):
+        code = errno_of(code)
     name = errno.errorcode.get(code) if code is not None and code >= 0 else str(code)
     if name is None:
         return "error %s" % code
@@ -62,7 +64,14 @@ class NetError(OSError):
 
 
 def net_error(code, action, host, port):
-    """NetError for `action` (e.g. "connect to") against host:port, text taken from errno."""
+    """NetError for `action` (e.g. "connect to") against host:port, text taken from errno.
+
+    `code` is an errno value or the OSError itself; a failed "resolve" without one is EAI_NONAME.
+    """
+    if isinstance(code, Exception):
+        code = errno_of(code)
+    if code is None and action == "resolve":
+        code = EAI_NONAME
     return NetError(code, "%s %s: %s" % (action, endpoint(host, port), errno_text(code)))
 
 
@@ -81,6 +90,7 @@ class ProtocolError(Exception):
 
     def __init__(self, message, code=None):
         super().__init__(message)
+        self.message = message
         self.code = code
 
 

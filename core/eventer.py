@@ -41,7 +41,16 @@ class Timer:
         self.active = False
 
     def restart(self, ms):
-        self._eventer._arm(self, ms)
+        """(Re-)arm to fire ms from now, in place: nothing is allocated."""
+        ev = self._eventer
+        port = ev.port
+        self.due = due = port.ticks_add(port.ticks_ms(), ms)
+        self.active = True
+        if not self._queued:
+            self._queued = True
+            ev._timers.append(self)
+        if ev._next_due is None or port.ticks_diff(due, ev._next_due) < 0:
+            ev._next_due = due
 
 
 class Eventer:
@@ -122,18 +131,8 @@ class Eventer:
     def call_later(self, ms, fn):
         """Call fn() once, ms milliseconds from now; returns the Timer (cancel, restart)."""
         timer = Timer(self, fn)
-        self._arm(timer, ms)
+        timer.restart(ms)
         return timer
-
-    def _arm(self, timer, ms):
-        port = self.port
-        timer.due = due = port.ticks_add(port.ticks_ms(), ms)
-        timer.active = True
-        if not timer._queued:
-            timer._queued = True
-            self._timers.append(timer)
-        if self._next_due is None or port.ticks_diff(due, self._next_due) < 0:
-            self._next_due = due
 
     def _fire_timers(self):
         port = self.port
@@ -141,7 +140,7 @@ class Eventer:
         if self._next_due is not None and port.ticks_diff(self._next_due, now) > 0:
             return
         timers = self._timers
-        # callbacks may arm timers during the scan: _arm lowers _next_due for them, and they
+        # callbacks may arm timers during the scan: restart lowers _next_due for them, and they
         # land past `end`, so a callback re-arming itself with 0 ms cannot spin in one scan
         self._next_due = None
         end = len(timers)

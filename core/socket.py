@@ -20,7 +20,7 @@ Rules (shared by every port, never special-cased per port):
 
 import errno
 
-from ulnet.errors import TimeoutError, endpoint, errno_of, net_error
+from ulnet.errors import TimeoutError, endpoint, net_error
 
 # readiness flags: the poll(2)/epoll bit values, which MicroPython's select uses too
 READ = 1
@@ -157,37 +157,37 @@ class Socket:
                 if not self.drain_on_hint:
                     return
                 state = self.state
-            if state == CONNECTED:
-                if flags & WRITE and self._want_write:
-                    self._want_write = False
-                    self._port.modify(self._raw, self, READ)
-                    if conn.on_can_send is not None:
-                        conn.iterator = self
-                        conn.on_can_send(self)
-                if flags & READABLE and self.state == CONNECTED:
-                    self._deliver(conn)
-            elif state == LISTENING:
+            if state == LISTENING:
                 conn._ready(self)
+                return
+            if state != CONNECTED:
+                return
+            if flags & WRITE and self._want_write:
+                self._want_write = False
+                self._port.modify(self._raw, self, READ)
+                if conn.on_can_send is not None:
+                    conn.iterator = self
+                    conn.on_can_send(self)
+            if not flags & READABLE:
+                return
+            callback = conn.on_receive
+            if callback is None:
+                # nobody listens: read and drop, so end of stream is still seen, nothing spins
+                buf = conn._scratch()
+                while self.recv_into(buf):
+                    pass
+                return
+            conn.iterator = self
+            # drain on hint: again while the handler reads and its reads come back full
+            for _ in range(DRAIN_MAX if self.drain_on_hint else 1):
+                if self.state != CONNECTED:
+                    return
+                self._drained = self._got = False
+                callback(self)
+                if self._drained or not self._got:
+                    return
         except Exception as exc:
             conn._handler_failed(exc)
-
-    def _deliver(self, conn):
-        """on_receive, again while the handler reads and its reads do not come up short."""
-        if conn.on_receive is None:
-            self._discard()
-            return
-        conn.iterator = self
-        for _ in range(DRAIN_MAX if self.drain_on_hint else 1):
-            self._drained = self._got = False
-            conn.on_receive(self)
-            if self._drained or not self._got or self.state != CONNECTED:
-                return
-
-    def _discard(self):
-        """Nobody listens: read and drop, so end of stream is still seen and nothing spins."""
-        buf = self._conn._scratch()
-        while self.recv_into(buf):
-            pass
 
     # -- connect ------------------------------------------------------------------------
 
@@ -244,7 +244,7 @@ class Socket:
     # -- failure, end of stream, close --------------------------------------------------------
 
     def _fail_io(self, exc, action):
-        self._fail(net_error(errno_of(exc), action, self.peer_address, self.peer_port))
+        self._fail(net_error(exc, action, self.peer_address, self.peer_port))
 
     def _fail(self, error):
         """A transport failure: close now, report once through on_error after dispatch."""

@@ -7,7 +7,7 @@ memory does not grow.
 """
 
 from ulnet.connection import Connection
-from ulnet.errors import EAI_NONAME, errno_of, net_error
+from ulnet.errors import net_error
 from ulnet.socket import CONNECTED, CONNECTING, LISTENING, READ, Socket
 
 # accepts per listener hint: a burst is taken in one round, but one listener cannot starve the
@@ -30,7 +30,7 @@ class TCP(Connection):
         try:
             sock._addrs = eventer.port.resolve(host, port, eventer.port.STREAM)
         except OSError as exc:
-            sock._fail(net_error(errno_of(exc) or EAI_NONAME, "resolve", host, port))
+            sock._fail(net_error(exc, "resolve", host, port))
             return sock
         if timeout_ms:
             sock._timer = eventer.call_later(timeout_ms, sock._connect_timeout)
@@ -43,13 +43,13 @@ class TCP(Connection):
         try:
             family, sockaddr = p.resolve(host, port, p.STREAM)[0]
         except OSError as exc:
-            raise net_error(errno_of(exc) or EAI_NONAME, "resolve", host, port)
+            raise net_error(exc, "resolve", host, port)
         raw = p.open(family, p.STREAM)
         try:
             bound = p.listen(raw, sockaddr, self.backlog)
         except OSError as exc:
             p.close_socket(raw)
-            raise net_error(errno_of(exc), "listen on", host, port)
+            raise net_error(exc, "listen on", host, port)
         sock = Socket(self, raw, LISTENING)
         sock.local_address, sock.local_port = bound
         p.register(raw, sock, READ)
@@ -73,7 +73,7 @@ class TCP(Connection):
                 got = p.accept(listener._raw)
             except OSError as exc:
                 where = listener.local_address, listener.local_port
-                self._handler_failed(net_error(errno_of(exc), "accept on", *where))
+                self._handler_failed(net_error(exc, "accept on", *where))
                 return
             if got is None:
                 return
@@ -82,18 +82,14 @@ class TCP(Connection):
             if limit is not None and len(self.sockets) >= limit:
                 p.close_socket(raw)
                 continue
-            self._accepted(listener, raw, sockaddr)
-
-    def _accepted(self, listener, raw, sockaddr):
-        p = self.eventer.port
-        sock = Socket(self, raw, CONNECTED)
-        sock.peer_address, sock.peer_port = p.address(sockaddr)
-        local = p.local(raw)
-        if local[0] is None:
-            local = (listener.local_address, listener.local_port)
-        sock.local_address, sock.local_port = local
-        p.register(raw, sock, READ)
-        self.sockets.append(sock)
-        self.iterator = sock
-        if self.on_accept is not None:
-            self.on_accept(sock)
+            sock = Socket(self, raw, CONNECTED)
+            sock.peer_address, sock.peer_port = p.address(sockaddr)
+            local = p.local(raw)
+            if local[0] is None:
+                local = (listener.local_address, listener.local_port)
+            sock.local_address, sock.local_port = local
+            p.register(raw, sock, READ)
+            self.sockets.append(sock)
+            self.iterator = sock
+            if self.on_accept is not None:
+                self.on_accept(sock)

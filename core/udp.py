@@ -6,7 +6,7 @@ once (a datagram either left or did not).
 """
 
 from ulnet.connection import Connection
-from ulnet.errors import EAI_NONAME, errno_of, net_error
+from ulnet.errors import net_error
 from ulnet.socket import LISTENING, READ, Socket
 
 
@@ -37,7 +37,7 @@ class UDP(Connection):
         try:
             sent = p.sendto(sock._raw, data, sockaddr)
         except OSError as exc:
-            raise net_error(errno_of(exc), "send to", host, port)
+            raise net_error(exc, "send to", host, port)
         return 0 if sent is None else sent
 
     def recv_from_into(self, buf):
@@ -49,7 +49,7 @@ class UDP(Connection):
         try:
             got = p.recvfrom_into(sock._raw, buf)
         except OSError as exc:
-            raise net_error(errno_of(exc), "receive on", sock.local_address or "?", sock.local_port or 0)
+            raise net_error(exc, "receive on", sock.local_address or "?", sock.local_port or 0)
         if got is None:
             return 0, None
         return got[0], p.address(got[1])
@@ -61,7 +61,7 @@ class UDP(Connection):
             try:
                 self._dest = p.resolve(host, port, p.DGRAM)[0]
             except OSError as exc:
-                raise net_error(errno_of(exc) or EAI_NONAME, "resolve", host, port)
+                raise net_error(exc, "resolve", host, port)
             self._dest_key = key
         return self._dest
 
@@ -75,7 +75,7 @@ class UDP(Connection):
             p.register(raw, sock, READ)
         except OSError as exc:
             p.close_socket(raw)
-            raise net_error(errno_of(exc), "bind", host, port)
+            raise net_error(exc, "bind", host, port)
         self.sockets.append(sock)
         return sock
 

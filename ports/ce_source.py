@@ -64,7 +64,8 @@ class EmulatedSource:
         faults = dict(faults or {})
         unknown = set(faults) - set(FAULTS)
         if unknown:
-            raise ValueError("unknown CE faults: %s (known: %s)" % (", ".join(sorted(unknown)), ", ".join(FAULTS)))
+            known = ", ".join(FAULTS)
+            raise ValueError("unknown CE faults: %s (known: %s)" % (", ".join(sorted(unknown)), known))
         # True means "always"
         self.faults = {name: (1.0 if p is True else float(p)) for name, p in faults.items() if p}
         self.rng = random.Random(seed)

@@ -12,7 +12,7 @@ SIZE of that file and continues with REST+STOR (APPE when REST is refused).
 
 import os
 
-from ulnet.errors import errno_of, errno_text
+from ulnet.errors import errno_text
 from ulnet.ftp.parse import parse_features, parse_mdtm, parse_mlsd_line, parse_nlst_line, parse_path, parse_size
 
 
@@ -96,7 +96,7 @@ def _open_file(op, path, mode):
     try:
         return open(path, mode)
     except OSError as exc:
-        raise FTPError(None, "cannot open %s: %s" % (path, errno_text(errno_of(exc))), op.name)
+        raise FTPError(None, "cannot open %s: %s" % (path, errno_text(exc)), op.name)
 
 
 def temp_name(remote):
