@@ -210,5 +210,5 @@ def test_stop_ends_a_busy_board_and_removes_its_temporary_flash():
 
 
 def test_bad_heap_size_is_one_clear_error():
-    with pytest.raises(BoardError, match="bad heap size '64Q'"):
+    with pytest.raises(BoardError, match="bad heap size '64q'"):
         Board(heap="64q")

@@ -6,7 +6,7 @@ MicroPython unix port; its device URL is `socket://127.0.0.1:PORT` (plus a pty p
 
 Python API, for tests and other tools:
 
-    with Board(heap="64K") as board:      # or Board(...).start() ... board.stop()
+    with Board(heap="64K", flash=None, pty=False, flash_size=None) as board:  # or .start()/.stop()
         board.url, board.pty, board.flash
         board.reset()                     # the reset button: a hard reset
     stop_board(url), reset_board(url), find_board(url)   # boards started by another process
@@ -33,7 +33,7 @@ STATE_DIR = os.path.join(tempfile.gettempdir(), "ulnet-boards-%d" % os.getuid())
 START_DEADLINE_S = 20
 STOP_DEADLINE_S = 10
 POLL_S = 0.02
-HEAP_PATTERN = re.compile(r"^[1-9][0-9]*[KM]?$")
+SIZE_PATTERN = re.compile(r"^([1-9][0-9]*)([KM]?)$")
 PR_SET_PDEATHSIG = 1
 
 
@@ -48,11 +48,10 @@ def _die_with_parent():
 class Board:
     """One emulated board; start() returns it running, stop() ends it (both bounded in time)."""
 
-    def __init__(self, heap="64K", flash=None, pty=False, owned=True):
-        heap = heap.upper()
-        if not HEAP_PATTERN.match(heap):
-            raise BoardError("bad heap size %r: use bytes, or K or M, e.g. 64K" % heap)
-        self.heap, self.flash, self.use_pty, self.owned = heap, flash, pty, owned
+    def __init__(self, heap="64K", flash=None, pty=False, flash_size=None, owned=True):
+        self.heap = str(parse_size(heap, "heap size"))
+        self.flash_size = parse_size(flash_size, "flash size") if flash_size else 0
+        self.flash, self.use_pty, self.owned = flash, pty, owned
         self.url = self.pty = self.proc = self._name = None
 
     def start(self):
@@ -62,7 +61,7 @@ class Board:
         os.makedirs(self.flash, exist_ok=True)
         name = self._name = os.path.join(STATE_DIR, uuid.uuid4().hex)
         command = [sys.executable, "-m", "ulnet.tools.board_supervisor", "--heap", self.heap,
-                   "--flash", self.flash, "--state", name + ".json"]
+                   "--flash", self.flash, "--flash-size", str(self.flash_size), "--state", name + ".json"]
         command += ["--temporary-flash"] if temporary else []
         command += ["--pty"] if self.use_pty else []
         with open(name + ".log", "wb") as log:
@@ -106,6 +105,14 @@ class Board:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def parse_size(text, what):
+    """Bytes from '65536', '64K' or '2M' (any case)."""
+    match = SIZE_PATTERN.match(str(text).upper())
+    if not match:
+        raise BoardError("bad %s %r: use bytes, or K or M, e.g. 64K" % (what, text))
+    return int(match.group(1)) << {"": 0, "K": 10, "M": 20}[match.group(2)]
 
 
 def _last_line(path):
@@ -194,6 +201,7 @@ def add_parser(subparsers):
     start = sub.add_parser("start", help="start a board; prints its URL (and pty path)")
     start.add_argument("--heap", default="64K", help="MicroPython heap size (default 64K)")
     start.add_argument("--flash", help="folder that is the board's / (default: a new temp folder)")
+    start.add_argument("--flash-size", help="flash size os.statvfs reports, e.g. 1M (default: the host disk's)")
     start.add_argument("--pty", action="store_true", help="also serve the REPL on a pty")
     for action, text in (("stop", "stop a board"), ("reset", "press a board's reset button")):
         cmd = sub.add_parser(action, help=text)
@@ -204,7 +212,7 @@ def add_parser(subparsers):
 def run(args):
     try:
         if args.action == "start":
-            board = Board(args.heap, args.flash, args.pty, owned=False).start()
+            board = Board(args.heap, args.flash, args.pty, args.flash_size, owned=False).start()
             print(board.url)
             if board.pty:
                 print(board.pty)

@@ -65,8 +65,8 @@ def sigint_caught(pid):
 class Child:
     """A restartable unix port process; output goes to on_output, its end to on_exit(hard)."""
 
-    def __init__(self, sel, heap, flash, on_output, on_exit):
-        self.sel, self.heap, self.flash = sel, heap, flash
+    def __init__(self, sel, heap, flash, flash_size, on_output, on_exit):
+        self.sel, self.heap, self.flash, self.flash_size = sel, heap, flash, flash_size
         self.on_output, self.on_exit = on_output, on_exit
         self.proc = None
         self.phase = STOPPED
@@ -88,7 +88,7 @@ class Child:
 
     def _spawn(self):
         mode = "raw" if self.raw else "friendly"
-        args = ["-X", "heapsize=" + self.heap, "-i", BOOT_SCRIPT, mode, self.flash]
+        args = ["-X", "heapsize=" + self.heap, "-i", BOOT_SCRIPT, mode, self.flash, str(self.flash_size)]
         # HOME=/dev/null: the REPL history file cannot be written, so it stays out of the flash
         self.proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCH] + args + [str(RESET_CODE), MARKER],

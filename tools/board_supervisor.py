@@ -1,6 +1,7 @@
 """The emulated board's supervisor: a real MicroPython unix port made to look like a board.
 
-Run as `python -m ulnet.tools.board_supervisor --heap 64K --flash DIR --state FILE [--pty]`
+Run as `python -m ulnet.tools.board_supervisor --heap 64K --flash DIR [--flash-size BYTES]
+--state FILE [--pty]`
 (tools/board.py does that). It serves the REPL of one MicroPython unix port process (the
 "child", started with tools/board_boot.py) on 127.0.0.1:PORT for one client at a time, and
 optionally on a pty, and restarts the child whenever it exits, as a board reboots:
@@ -43,7 +44,7 @@ READ_SIZE = 4096
 class Supervisor:
     """One emulated board: a child MicroPython, a listening socket, an optional pty."""
 
-    def __init__(self, heap, flash, use_pty=False):
+    def __init__(self, heap, flash, flash_size=0, use_pty=False):
         self.sel = selectors.DefaultSelector()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.setblocking(False)
@@ -53,7 +54,7 @@ class Supervisor:
         self.pty_master = self.pty_path = None
         if use_pty:
             self._open_pty()
-        self.child = Child(self.sel, heap, flash, self._on_output, self._on_exit)
+        self.child = Child(self.sel, heap, flash, flash_size, self._on_output, self._on_exit)
         self.raw = False
         self.tail = b""
         self.running = True
@@ -113,6 +114,8 @@ class Supervisor:
 
     def _on_accept(self):
         conn, _ = self.listener.accept()
+        if self.client is not None and self._client_gone():
+            self._drop_client()  # its EOF is queued but not yet handled
         if self.client is not None:
             conn.close()  # a serial line has one owner
             return
@@ -120,6 +123,14 @@ class Supervisor:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client = conn
         self.sel.register(conn, selectors.EVENT_READ, self._on_client_input)
+
+    def _client_gone(self):
+        try:
+            return self.client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
 
     def _drop_client(self):
         if self.client is not None:
@@ -193,11 +204,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="emulated board supervisor (see tools/board.py)")
     parser.add_argument("--heap", required=True)
     parser.add_argument("--flash", required=True)
+    parser.add_argument("--flash-size", type=int, default=0, help="bytes; 0: the host disk's")
     parser.add_argument("--temporary-flash", action="store_true")
     parser.add_argument("--state", required=True)
     parser.add_argument("--pty", action="store_true")
     args = parser.parse_args(argv)
-    supervisor = Supervisor(args.heap, args.flash, use_pty=args.pty)
+    supervisor = Supervisor(args.heap, args.flash, args.flash_size, use_pty=args.pty)
     write_state(args.state, supervisor, args.flash, args.temporary_flash)
     try:
         supervisor.serve()

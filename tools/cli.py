@@ -8,7 +8,7 @@ import argparse
 import sys
 
 # subcommand modules, in help order; each provides add_parser(subparsers) and run(args)
-_COMMANDS = ("board",)
+_COMMANDS = ("board", "deploy")
 
 
 def build_parser():
