@@ -72,20 +72,22 @@ def compiler_for(mpy_major):
     raise DeployError("no mpy-cross emits .mpy version %d (the board's)" % mpy_major)
 
 
+def compile_file(compiler, local, source_name, outdir):
+    """The .mpy bytes of one source file; source_name is what tracebacks on the board show."""
+    out = os.path.join(outdir, source_name.replace("/", "_") + ".mpy")
+    done = subprocess.run([compiler, "-o", out, "-s", source_name, local],
+                          capture_output=True, text=True, timeout=COMPILE_DEADLINE_S)
+    if done.returncode != 0:
+        first = (done.stderr or done.stdout).strip().splitlines()[:1] or ["failed"]
+        raise DeployError("mpy-cross failed on %s: %s" % (local, first[0]))
+    with open(out, "rb") as f:
+        return f.read()
+
+
 def compile_all(files, compiler, outdir):
     """{device path: .mpy bytes} for (local, rel) files."""
-    compiled = {}
-    for local, rel in files:
-        target = DEVICE_LIB + "/" + rel[:-3] + ".mpy"
-        out = os.path.join(outdir, rel[:-3].replace("/", "_") + ".mpy")
-        done = subprocess.run([compiler, "-o", out, "-s", "ulnet/" + rel, local],
-                              capture_output=True, text=True, timeout=COMPILE_DEADLINE_S)
-        if done.returncode != 0:
-            first = (done.stderr or done.stdout).strip().splitlines()[:1] or ["failed"]
-            raise DeployError("mpy-cross failed on %s: %s" % (os.path.relpath(local, ROOT), first[0]))
-        with open(out, "rb") as f:
-            compiled[target] = f.read()
-    return compiled
+    return {DEVICE_LIB + "/" + rel[:-3] + ".mpy": compile_file(compiler, local, "ulnet/" + rel, outdir)
+            for local, rel in files}
 
 
 def board_mpy_major(transport):
@@ -158,6 +160,13 @@ def sync(transport, wanted, report):
 
 def deploy(device, config=None, report=None, root=ROOT):
     """Deploy ulnet (and a config file) to device; returns {path: (size, action)}."""
+    config_data = read_config(config) if config else None
+    with dev.session(device) as transport:
+        return deploy_to(transport, config_data, report, root)
+
+
+def deploy_to(transport, config_data=None, report=None, root=ROOT):
+    """deploy() on an open transport in the raw REPL (the HIL runner deploys this way)."""
     results = {}
 
     def note(path, size, action):
@@ -165,15 +174,14 @@ def deploy(device, config=None, report=None, root=ROOT):
         if report:
             report(path, size, action)
 
-    config_data = read_config(config) if config else None
-    with dev.session(device) as transport, tempfile.TemporaryDirectory(prefix="ulnet-mpy-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ulnet-mpy-") as tmp:
         compiled = compile_all(sources(root), compiler_for(board_mpy_major(transport)), tmp)
-        sync(transport, compiled, note)
-        for stale in sorted(set(remote_files(transport, DEVICE_LIB)) - set(compiled)):
-            transport.fs_rmfile(stale)
-            note(stale, 0, "removed")
-        if config_data is not None:
-            sync(transport, {CONFIG_PATH: config_data}, note)
+    sync(transport, compiled, note)
+    for stale in sorted(set(remote_files(transport, DEVICE_LIB)) - set(compiled)):
+        transport.fs_rmfile(stale)
+        note(stale, 0, "removed")
+    if config_data is not None:
+        sync(transport, {CONFIG_PATH: config_data}, note)
     return results
 
 
