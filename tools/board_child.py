@@ -132,6 +132,7 @@ class Child:
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
+            self.phase = STOPPED  # input from now on is for the next child
 
     def stop(self):
         """End the child for good, without a reboot."""

@@ -89,7 +89,11 @@ class Supervisor:
             self.child.start(raw=False)
             while self.running:
                 timeout = self.child.next_deadline_s()
-                for key, _ in self.sel.select(timeout):
+                events = self.sel.select(timeout)
+                # a signal sent before a client's bytes is handled before them (the reset
+                # button, then the client's Ctrl-C for the rebooted board)
+                self._on_signal()
+                for key, _ in events:
                     key.data()
                 self.child.check_deadline()
         finally:
@@ -106,7 +110,11 @@ class Supervisor:
         self.sel.close()
 
     def _on_signal(self):
-        for signum in self._wake_r.recv(64):
+        try:
+            signums = self._wake_r.recv(64)
+        except BlockingIOError:
+            return
+        for signum in signums:
             if signum == signal.SIGUSR1:
                 self.child.kill()  # the reset button: _on_exit sees a signal death
             else:

@@ -162,18 +162,20 @@ class HILSession:
     def _recover(self):
         """After a deadline: Ctrl-C, else one reset; says what it did, marks a dead board."""
         self.loaded = None
-        self.transport.serial.write(b"\x03")
-        out, err, complete = self._frames(RECOVER_DEADLINE_S)
-        if complete:
-            return "interrupted"
-        emulated = boards.find_board(self.device)
-        if emulated:
-            boards.reset_board(self.device)
         try:
+            self.transport.serial.write(b"\x03")
+            if self._frames(RECOVER_DEADLINE_S)[2]:
+                return "interrupted"
+        except (TransportError, OSError):
+            pass  # the link itself is gone: only a reset can help
+        emulated = boards.find_board(self.device)
+        try:
+            if emulated:
+                boards.reset_board(self.device)
             with _quiet():
                 self.transport.enter_raw_repl(soft_reset=not emulated, timeout_overall=RECOVER_DEADLINE_S)
         except (TransportError, OSError) as e:
-            self.dead = "no raw REPL after a reset (%s)" % e
+            self.dead = "no raw REPL after a reset (%s)" % (e or type(e).__name__)
             return "board reset, and it did not come back"
         return "board reset"
 

@@ -14,7 +14,6 @@ allocated is recorded as the item's user property "heap".
 """
 
 import inspect
-import os
 import types
 
 import pytest
@@ -34,8 +33,9 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    workers = getattr(config.option, "numprocesses", None) or os.environ.get("PYTEST_XDIST_WORKER_COUNT")
-    if config.getoption("board") != "emu" and workers not in (None, 0, 1, "1"):
+    # the xdist controller knows -n; a worker knows the count through its workerinput
+    workers = getattr(config.option, "numprocesses", None) or getattr(config, "workerinput", {}).get("workercount")
+    if config.getoption("board") != "emu" and workers not in (None, 0, 1):
         raise pytest.UsageError("--board %s has one owner: run it without -n (xdist), or use --board emu"
                                 % config.getoption("board"))
 
