@@ -6,7 +6,6 @@ A board test names what it needs from the host as its parameters, e.g.
 bytes, tuples of them): they are sent to the board as code.
 """
 
-import socket
 import socketserver
 import threading
 

@@ -13,8 +13,8 @@ from mpremote.transport_serial import SerialTransport
 from ulnet.tools.board import Board, BoardError, find_board
 
 BIN = os.path.dirname(sys.executable)
-MPREMOTE = os.path.join(BIN, "mpremote") if os.path.exists(os.path.join(BIN, "mpremote")) else shutil.which("mpremote")
-ULNET = os.path.join(BIN, "ulnet") if os.path.exists(os.path.join(BIN, "ulnet")) else shutil.which("ulnet")
+MPREMOTE = shutil.which("mpremote", path=BIN) or shutil.which("mpremote")
+ULNET = shutil.which("ulnet", path=BIN) or shutil.which("ulnet")
 
 pytestmark = pytest.mark.timeout(120)
 

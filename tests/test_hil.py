@@ -14,7 +14,7 @@ from ulnet.tools import hil
 from ulnet.tools.board import Board
 
 BIN = os.path.dirname(sys.executable)
-ULNET = os.path.join(BIN, "ulnet") if os.path.exists(os.path.join(BIN, "ulnet")) else shutil.which("ulnet")
+ULNET = shutil.which("ulnet", path=BIN) or shutil.which("ulnet")
 FIRMWARE = "/usr/share/firmware-microbit-micropython/firmware.hex"
 QEMU = shutil.which("qemu-system-arm")
 
@@ -158,7 +158,8 @@ def microbit():
         pytest.skip("needs qemu-system-arm and firmware-microbit-micropython (./ulnet test installs them)")
     qemu = subprocess.Popen([QEMU, "-M", "microbit", "-device", "loader,file=" + FIRMWARE, "-serial", "pty",
                              "-display", "none", "-monitor", "none"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     try:
         line = ""
         deadline = time.monotonic() + 20

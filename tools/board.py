@@ -201,7 +201,8 @@ def add_parser(subparsers):
     start = sub.add_parser("start", help="start a board; prints its URL (and pty path)")
     start.add_argument("--heap", default="64K", help="MicroPython heap size (default 64K)")
     start.add_argument("--flash", help="folder that is the board's / (default: a new temp folder)")
-    start.add_argument("--flash-size", help="flash size os.statvfs reports, e.g. 1M (default: the host disk's)")
+    start.add_argument("--flash-size", help="flash size that os.statvfs reports, e.g. 1M "
+                       "(default: the host disk's)")
     start.add_argument("--pty", action="store_true", help="also serve the REPL on a pty")
     for action, text in (("stop", "stop a board"), ("reset", "press a board's reset button")):
         cmd = sub.add_parser(action, help=text)

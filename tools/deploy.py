@@ -86,7 +86,7 @@ def compile_file(compiler, local, source_name, outdir):
 
 def compile_all(files, compiler, outdir):
     """{device path: .mpy bytes} for (local, rel) files."""
-    return {DEVICE_LIB + "/" + rel[:-3] + ".mpy": compile_file(compiler, local, "ulnet/" + rel, outdir)
+    return {"%s/%s.mpy" % (DEVICE_LIB, rel[:-3]): compile_file(compiler, local, "ulnet/" + rel, outdir)
             for local, rel in files}
 
 
@@ -120,7 +120,8 @@ def remote_files(transport, folder):
 
 def make_dirs(transport, paths):
     dirs = sorted({p.rsplit("/", 1)[0] for p in paths})
-    code = "import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError as e:\n  if e.errno != %d:\n   raise\n"
+    code = ("import os\nfor d in %r:\n try:\n  os.mkdir(d)\n"
+            " except OSError as e:\n  if e.errno != %d:\n   raise\n")
     parents = sorted({"/".join(d.split("/")[:i]) for d in dirs for i in range(2, d.count("/") + 2)})
     dev.run(transport, code % (parents, EEXIST))
 
@@ -140,7 +141,8 @@ def write_verified(transport, path, data):
             raise DeployError("out of flash writing %s" % path) from None
         raise DeployError("cannot write %s: %s" % (path, e)) from None
     except TransportExecError as e:  # not a filesystem error, e.g. MemoryError
-        raise DeployError("writing %s failed on the board: %s" % (path, dev.error_line(e.error_output))) from None
+        raise DeployError("writing %s failed on the board: %s"
+                          % (path, dev.error_line(e.error_output))) from None
     if remote_hash(transport, path) != hashlib.sha256(data).digest():
         raise DeployError("verify failed: %s on the device differs from what was written" % path)
 
@@ -245,7 +247,8 @@ def run(args):
     except (TransportError, OSError) as e:  # the link broke half way
         print("ulnet deploy: %s stopped answering: %s" % (args.device, e), file=sys.stderr)
         return 1
-    counts = {a: sum(1 for _, act in results.values() if act == a) for a in ("written", "unchanged", "removed")}
+    counts = {a: sum(1 for _, act in results.values() if act == a)
+              for a in ("written", "unchanged", "removed")}
     print("total %d files, %d B (%d written, %d unchanged, %d removed)"
           % (total[0], total[1], counts["written"], counts["unchanged"], counts["removed"]))
     return 0

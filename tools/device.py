@@ -10,6 +10,7 @@ is a DeviceError whose message is one line naming the device.
 import contextlib
 import io
 import os
+import time
 
 from mpremote.transport import TransportError
 from mpremote.transport_serial import SerialTransport
@@ -19,6 +20,10 @@ ANSWER_DEADLINE_S = 5
 # bounds each blocking serial read inside mpremote (raw-paste headers, "OK")
 READ_TIMEOUT_S = 5
 URL_SCHEMES = ("socket://", "rfc2217://", "loop://")
+# a pty (QEMU's emulated UART) has no baud rate: writes are paced to a 115200 baud line, and
+# in small pieces, as firmware without raw-paste flow control drops what it cannot take in time
+PTY_BYTES_PER_S = 11520
+PTY_CHUNK = 16
 
 
 class DeviceError(Exception):
@@ -36,14 +41,37 @@ def open_device(device, soft_reset=False):
     with contextlib.redirect_stdout(io.StringIO()):
         try:
             transport = SerialTransport(device, timeout=READ_TIMEOUT_S)
+            if transport.is_pty:
+                transport.serial = PacedSerial(transport.serial)
         except TransportError:
             raise DeviceError("cannot open %s: is the board connected and the port free?" % device) from None
         try:
             transport.enter_raw_repl(soft_reset=soft_reset, timeout_overall=ANSWER_DEADLINE_S)
         except (TransportError, OSError) as e:
             transport.close()
-            raise DeviceError("%s is not answering (no raw REPL within %d s)" % (device, ANSWER_DEADLINE_S)) from e
+            raise DeviceError("%s is not answering (no raw REPL within %d s)"
+                              % (device, ANSWER_DEADLINE_S)) from e
     return transport
+
+
+class PacedSerial:
+    """A serial port object whose writes go no faster than PTY_BYTES_PER_S."""
+
+    def __init__(self, port):
+        object.__setattr__(self, "_port", port)
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._port, name, value)  # mpremote sets timeout, rts, dtr on the port
+
+    def write(self, data):
+        for start in range(0, len(data), PTY_CHUNK):
+            self._port.write(data[start:start + PTY_CHUNK])
+            self._port.flush()
+            time.sleep(PTY_CHUNK / PTY_BYTES_PER_S)
+        return len(data)
 
 
 @contextlib.contextmanager

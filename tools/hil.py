@@ -65,11 +65,6 @@ class BoardTestFile:
                 self.deadline_s = ast.literal_eval(node.value)
 
 
-def test_files(folder=TESTS_DIR):
-    return [BoardTestFile(os.path.join(folder, name))
-            for name in sorted(os.listdir(folder)) if name.startswith("test_") and name.endswith(".py")]
-
-
 class HILSession:
     """One device's raw REPL for running board tests; open() it, run() tests, close() it."""
 
@@ -116,11 +111,9 @@ class HILSession:
         self.loaded = None
         with _quiet():
             self.transport.enter_raw_repl(soft_reset=True, timeout_overall=dev.ANSWER_DEADLINE_S)
-        with open(test_file.harness) as f:
-            dev.run(self.transport, f.read())
+        dev.run(self.transport, _code_of(test_file.harness))
         if self.compiler is None:
-            with open(test_file.path) as f:
-                dev.run(self.transport, f.read())
+            dev.run(self.transport, _code_of(test_file.path))
         else:
             target = "%s/%s.mpy" % (DEVICE_TESTS, test_file.module)
             with tempfile.TemporaryDirectory(prefix="ulnet-hil-") as tmp:
@@ -178,6 +171,17 @@ class HILSession:
             self.dead = "no raw REPL after a reset (%s)" % (e or type(e).__name__)
             return "board reset, and it did not come back"
         return "board reset"
+
+
+def _code_of(path):
+    """A file's source without its module docstring: less to send and to compile on the board."""
+    with open(path) as f:
+        source = f.read()
+    body = ast.parse(source).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        lines = source.splitlines(True)
+        return "\n" * body[0].end_lineno + "".join(lines[body[0].end_lineno:])  # keeps line numbers
+    return source
 
 
 def _check_literals(name, params):

@@ -34,7 +34,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     # the xdist controller knows -n; a worker knows the count through its workerinput
-    workers = getattr(config.option, "numprocesses", None) or getattr(config, "workerinput", {}).get("workercount")
+    workers = (getattr(config.option, "numprocesses", None)
+               or getattr(config, "workerinput", {}).get("workercount"))
     if config.getoption("board") != "emu" and workers not in (None, 0, 1):
         raise pytest.UsageError("--board %s has one owner: run it without -n (xdist), or use --board emu"
                                 % config.getoption("board"))
