@@ -1,0 +1,214 @@
+"""The emulated board, driven by the real mpremote (CLI and library) as a user would drive a board."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+from mpremote.transport_serial import SerialTransport
+
+from ulnet.tools.board import Board, BoardError, find_board
+
+BIN = os.path.dirname(sys.executable)
+MPREMOTE = shutil.which("mpremote", path=BIN) or shutil.which("mpremote")
+ULNET = shutil.which("ulnet", path=BIN) or shutil.which("ulnet")
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def mpremote(device, *args, timeout=60):
+    return subprocess.run([MPREMOTE, "connect", device, *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def ok(done):
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def flash(tmp_path):
+    path = tmp_path / "flash"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def board(flash):
+    with Board(heap="64K", flash=str(flash)) as b:
+        yield b
+
+
+def child_pids(supervisor_pid):
+    with open("/proc/%d/task/%d/children" % (supervisor_pid, supervisor_pid)) as f:
+        return [int(pid) for pid in f.read().split()]
+
+
+def running(pid):
+    """A process that still runs (an orphan's zombie waits for init and does not count)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_exec_and_run(board, tmp_path):
+    assert ok(mpremote(board.url, "exec", "print(6 * 7)")).strip() == "42"
+    script = tmp_path / "script.py"
+    script.write_text("import sys\nprint(sys.implementation.name, sys.path)\n")
+    assert ok(mpremote(board.url, "run", str(script))).strip() == "micropython ['', '.frozen', '/lib']"
+
+
+def test_fs_cp_both_ways_keeps_bytes(board, flash, tmp_path):
+    data = bytes(range(256)) * 80 + os.urandom(3000)  # every byte value, Ctrl-C and Ctrl-D too
+    local, back = tmp_path / "blob.bin", tmp_path / "back.bin"
+    local.write_bytes(data)
+    ok(mpremote(board.url, "fs", "cp", str(local), ":blob.bin"))
+    assert hashlib.sha256((flash / "blob.bin").read_bytes()).digest() == hashlib.sha256(data).digest()
+    ok(mpremote(board.url, "fs", "cp", ":blob.bin", str(back)))
+    assert hashlib.sha256(back.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_fs_ls_shows_real_sizes(board, flash):
+    (flash / "a.txt").write_bytes(b"x" * 1234)
+    (flash / "lib").mkdir()
+    (flash / "lib" / "m.py").write_bytes(b"y" * 77)
+    listing = ok(mpremote(board.url, "fs", "ls", ":", "+", "fs", "ls", ":lib"))
+    rows = {line.split()[-1]: int(line.split()[0]) for line in listing.splitlines() if line.startswith(" ")}
+    assert rows == {"a.txt": 1234, "lib/": 0, "m.py": 77}
+
+
+def test_mkdir_touch_rm_rmdir_change_the_flash(board, flash):
+    ok(mpremote(board.url, "mkdir", ":d", "+", "touch", ":d/f"))
+    assert (flash / "d" / "f").is_file()
+    ok(mpremote(board.url, "rm", ":d/f", "+", "rmdir", ":d"))
+    assert not (flash / "d").exists()
+
+
+def test_soft_reset_clears_state_and_runs_boot_py(board, flash):
+    (flash / "boot.py").write_text("booted = 'yes'\n")
+    out = ok(mpremote(board.url, "exec", "x = 1", "exec", "print(x, booted)"))
+    assert out.strip() == "1 yes"
+    out = ok(mpremote(board.url, "exec", "x = 1", "soft-reset", "exec", "print('x' in globals(), booted)"))
+    assert out.strip() == "False yes"
+
+
+def test_reset_reboots_hard_and_runs_main_py(flash):
+    (flash / "main.py").write_text("open('runs.txt', 'a').write('main\\n')\n")
+
+    def main_runs(expected):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            runs = (flash / "runs.txt").read_text().count("main") if (flash / "runs.txt").exists() else 0
+            if runs >= expected:
+                return runs
+            time.sleep(0.05)
+        return runs
+
+    with Board(heap="64K", flash=str(flash)) as board:
+        assert main_runs(1) == 1  # power-on
+        ok(mpremote(board.url, "soft-reset"))  # a raw REPL soft reset runs boot.py only, as on a board
+        assert main_runs(1) == 1
+        ok(mpremote(board.url, "exec", "x = 1", "reset"))
+        assert main_runs(2) == 2
+        assert ok(mpremote(board.url, "exec", "print('x' in globals())")).strip() == "False"
+
+
+def test_mount_serves_a_host_folder(board, tmp_path):
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "greet.py").write_text("print('hello from', __file__)\n")
+    out = ok(mpremote(board.url, "mount", str(host), "exec", "import greet"))
+    assert "hello from greet.py" in out.splitlines()
+
+
+def test_ctrl_c_stops_a_busy_loop(board):
+    transport = SerialTransport(board.url, timeout=5)
+    try:
+        transport.enter_raw_repl(soft_reset=False)
+        transport.exec_raw_no_follow("while True:\n pass")
+        time.sleep(0.5)
+        transport.serial.write(b"\x03")
+        out, err = transport.follow(timeout=10)
+        assert b"KeyboardInterrupt" in err
+        assert transport.exec("print('alive')") == b"alive\n"
+    finally:
+        transport.close()
+
+
+def test_heap_size_is_the_board_heap(flash):
+    big = "b = bytearray(100 * 1024); print(len(b))"
+    with Board(heap="64K", flash=str(flash)) as small:
+        done = mpremote(small.url, "exec", big)
+        assert done.returncode != 0 and "MemoryError" in done.stdout
+    with Board(heap="512K", flash=str(flash)) as large:
+        assert ok(mpremote(large.url, "exec", big)).strip() == "102400"
+
+
+def test_two_boards_are_independent(tmp_path):
+    with Board(flash=str(tmp_path / "one")) as one, Board(flash=str(tmp_path / "two")) as two:
+        assert one.url != two.url
+        ok(mpremote(one.url, "exec", "open('mine.txt', 'w').write('one')"))
+        assert ok(mpremote(two.url, "exec", "import os; print(os.listdir())")).strip() == "[]"
+        assert (tmp_path / "one" / "mine.txt").read_text() == "one"
+        assert not (tmp_path / "two" / "mine.txt").exists()
+        transport = SerialTransport(one.url, timeout=5)
+        try:  # one busy board does not stall the other
+            transport.enter_raw_repl(soft_reset=False)
+            transport.exec_raw_no_follow("while True:\n pass")
+            assert ok(mpremote(two.url, "exec", "print('free')")).strip() == "free"
+        finally:
+            transport.close()
+
+
+def test_pty_serves_the_same_repl(flash):
+    with Board(flash=str(flash), pty=True) as board:
+        assert board.pty.startswith("/dev/pts/")
+        assert ok(mpremote(board.pty, "exec", "print(1 + 1)")).strip() == "2"
+
+
+def test_cli_start_and_stop(tmp_path):
+    flash = tmp_path / "flash"
+    started = subprocess.run([ULNET, "board", "start", "--flash", str(flash)], capture_output=True,
+                             text=True, timeout=60)
+    url = started.stdout.strip()
+    try:
+        assert started.returncode == 0 and url.startswith("socket://127.0.0.1:"), started.stderr
+        state = find_board(url)
+        ok(mpremote(url, "exec", "open('f', 'w').write('kept')"))
+        children = child_pids(state["pid"])
+        stopped = subprocess.run([ULNET, "board", "stop", url], capture_output=True, text=True, timeout=60)
+        assert stopped.returncode == 0, stopped.stderr
+        assert find_board(url) is None
+        assert not any(running(pid) for pid in children + [state["pid"]])
+        assert (flash / "f").read_text() == "kept"  # a given flash folder outlives the board
+    finally:
+        if find_board(url):
+            subprocess.run([ULNET, "board", "stop", url], timeout=60)
+    again = subprocess.run([ULNET, "board", "stop", url], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1
+    assert again.stderr.strip() == "ulnet board: no emulated board at %s" % url
+
+
+def test_stop_ends_a_busy_board_and_removes_its_temporary_flash():
+    board = Board().start()
+    try:
+        flash, pid = board.flash, board.proc.pid
+        done = mpremote(board.url, "exec", "--no-follow", "while True:\n pass")
+        assert done.returncode == 0
+        children = child_pids(pid)
+    finally:
+        started = time.monotonic()
+        board.stop()
+    assert time.monotonic() - started < 10
+    assert children and not any(running(pid) for pid in children)
+    assert not os.path.exists(flash)
+
+
+def test_bad_heap_size_is_one_clear_error():
+    with pytest.raises(BoardError, match="bad heap size '64q'"):
+        Board(heap="64q")

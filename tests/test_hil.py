@@ -1,0 +1,212 @@
+"""The HIL runner: results, heap, deadlines, resets, host fixtures, CLI and pytest --board,
+on emulated boards and on the real micro:bit firmware under QEMU."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ulnet.tools import hil
+from ulnet.tools.board import Board
+
+BIN = os.path.dirname(sys.executable)
+ULNET = shutil.which("ulnet", path=BIN) or shutil.which("ulnet")
+FIRMWARE = "/usr/share/firmware-microbit-micropython/firmware.hex"
+QEMU = shutil.which("qemu-system-arm")
+
+pytestmark = pytest.mark.timeout(240)
+
+SAMPLE = '''
+DEADLINE_S = 3
+_kept = []
+
+
+def test_passes():
+    pass
+
+
+def test_keeps_heap():
+    _kept.append(bytearray(4000))
+
+
+def test_fails():
+    assert 1 + 1 == 3, "arithmetic"
+
+
+def test_hangs():
+    while True:
+        pass
+
+
+def test_wedges():
+    import micropython
+
+    micropython.kbd_intr(-1)  # Ctrl-C is data now: only a reset gets the board back
+    while True:
+        pass
+
+
+def test_after_the_reset():
+    assert not _kept
+
+
+def test_gets_a_host_value(greeting):
+    assert greeting == "hi from the host", greeting
+'''
+
+CONFTEST = '''
+import pytest
+
+from ulnet.tools.hil_pytest import *  # noqa
+
+
+@pytest.fixture
+def greeting():
+    return "hi from the host"
+'''
+
+
+@pytest.fixture
+def sample_dir(tmp_path):
+    folder = tmp_path / "sample_board_tests"
+    folder.mkdir()
+    shutil.copy(os.path.join(hil.TESTS_DIR, hil.HARNESS), folder)
+    (folder / "test_sample.py").write_text(SAMPLE)
+    (folder / "conftest.py").write_text(CONFTEST)
+    return folder
+
+
+def test_session_reports_pass_fail_heap_deadline_and_reset(sample_dir):
+    sample = hil.BoardTestFile(str(sample_dir / "test_sample.py"))
+    assert sample.deadline_s == 3
+    assert [t.name for t in sample.tests][-1] == "test_gets_a_host_value"
+    assert sample.tests[-1].params == ["greeting"]
+    with Board(heap="64K") as board:
+        session = hil.HILSession(board.url).open()
+        try:
+            results = {}
+            for test in sample.tests:
+                started = time.monotonic()
+                params = {"greeting": "hi from the host"} if test.params else {}
+                results[test.name] = (session.run(sample, test.name, params), time.monotonic() - started)
+        finally:
+            session.close()
+    passed = {name for name, (result, _) in results.items() if result.passed}
+    assert passed == {"test_passes", "test_keeps_heap", "test_after_the_reset", "test_gets_a_host_value"}
+    assert results["test_keeps_heap"][0].heap >= 4000 > results["test_passes"][0].heap
+    assert results["test_fails"][0].detail == "AssertionError('arithmetic',)"
+    assert 'line 15, in test_fails' in results["test_fails"][0].output
+    hung, hung_s = results["test_hangs"]
+    assert hung.detail == "deadline of 3 s passed; interrupted" and hung_s < 3 + hil.RECOVER_DEADLINE_S
+    wedged, wedged_s = results["test_wedges"]
+    assert wedged.detail == "deadline of 3 s passed; board reset"
+    assert wedged_s < 3 + 3 * hil.RECOVER_DEADLINE_S
+
+
+def test_a_board_that_dies_fails_its_tests_quickly(sample_dir):
+    sample = hil.BoardTestFile(str(sample_dir / "test_sample.py"))
+    board = Board(heap="64K").start()
+    session = hil.HILSession(board.url).open()
+    try:
+        assert session.run(sample, "test_passes").passed
+        board.stop()  # the board is gone for good: no reset brings it back
+        started = time.monotonic()
+        first = session.run(sample, "test_passes")
+        assert not first.passed
+        assert time.monotonic() - started < 3 + 3 * hil.RECOVER_DEADLINE_S + 10
+        started = time.monotonic()
+        later = session.run(sample, "test_passes")
+        assert later.detail.startswith("board not answering: ")
+        assert time.monotonic() - started < 1
+    finally:
+        session.close()
+        board.stop()
+
+
+def test_cli_prints_one_line_per_test_and_the_totals(sample_dir):
+    done = subprocess.run([ULNET, "hil", "emu", "--tests", str(sample_dir)], capture_output=True,
+                          text=True, timeout=200, cwd=str(sample_dir.parent))
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    verdicts = dict(re.findall(r"^\S+::(test_\w+) (pass|fail) heap \d+ B$", done.stdout, re.M))
+    assert verdicts == {"test_passes": "pass", "test_keeps_heap": "pass", "test_fails": "fail",
+                        "test_hangs": "fail", "test_wedges": "fail", "test_after_the_reset": "pass",
+                        "test_gets_a_host_value": "pass"}
+    assert lines[-1] == "4 passed, 3 failed"
+
+
+def test_pytest_board_option_runs_a_given_device(sample_dir):
+    command = [sys.executable, "-m", "pytest", str(sample_dir), "-p", "no:cacheprovider", "-q"]
+    with Board(heap="64K") as board:
+        done = subprocess.run(command + ["--board", board.url, "-k", "passes or fails or host"],
+                              capture_output=True, text=True, timeout=200, cwd=str(sample_dir))
+        refused = subprocess.run(command + ["--board", board.url, "-n", "2"], capture_output=True,
+                                 text=True, timeout=200, cwd=str(sample_dir))
+    assert "1 failed, 2 passed" in done.stdout, done.stdout + done.stderr
+    assert refused.returncode == 4
+    assert "has one owner: run it without -n (xdist), or use --board emu" in refused.stderr
+
+
+@pytest.fixture
+def microbit():
+    """The real MicroPython 1.9.2 micro:bit firmware under QEMU; yields its serial pty."""
+    if not QEMU or not os.path.exists(FIRMWARE):
+        pytest.skip("needs qemu-system-arm and firmware-microbit-micropython (./ulnet test installs them)")
+    qemu = subprocess.Popen([QEMU, "-M", "microbit", "-device", "loader,file=" + FIRMWARE, "-serial", "pty",
+                             "-display", "none", "-monitor", "none"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        line = ""
+        deadline = time.monotonic() + 20
+        while "/dev/pts/" not in line and time.monotonic() < deadline and qemu.poll() is None:
+            line = qemu.stdout.readline()  # QEMU names the pty at once, then prints nothing
+        match = re.search(r"/dev/pts/\d+", line)
+        assert match, "QEMU did not name its pty: %r" % line
+        yield match.group(0)
+    finally:
+        qemu.kill()
+        qemu.wait(10)
+
+
+MICROBIT_SAMPLE = '''
+DEADLINE_S = 3
+import sys
+
+
+def test_runs_on_the_firmware():
+    assert sys.implementation.version[:2] == (1, 9), sys.implementation.version
+
+
+def test_fails_on_the_firmware():
+    assert sys.platform == "unix", sys.platform
+
+
+def test_hangs_on_the_firmware():
+    while True:
+        pass
+'''
+
+
+def test_runner_transport_on_real_microbit_firmware(microbit, tmp_path):
+    shutil.copy(os.path.join(hil.TESTS_DIR, hil.HARNESS), tmp_path)
+    (tmp_path / "test_microbit.py").write_text(MICROBIT_SAMPLE)
+    sample = hil.BoardTestFile(str(tmp_path / "test_microbit.py"))
+    session = hil.HILSession(microbit).open()
+    try:
+        assert session.compiler is None  # no .mpy version, no filesystem: tests go as source
+        results = {t.name: session.run(sample, t.name) for t in sample.tests}
+        assert results["test_runs_on_the_firmware"].passed, results["test_runs_on_the_firmware"]
+        assert results["test_fails_on_the_firmware"].detail == "AssertionError('microbit',)"
+        assert results["test_hangs_on_the_firmware"].detail == "deadline of 3 s passed; interrupted"
+        # a fresh load soft-resets the real firmware: globals from before are gone
+        session.transport.exec("leftover = 1")
+        session.loaded = None
+        assert session.run(sample, "test_runs_on_the_firmware").passed
+        assert session.transport.eval("'leftover' in globals()") is False
+    finally:
+        session.close()

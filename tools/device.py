@@ -1,0 +1,106 @@
+"""A device's raw REPL through mpremote's transport, with deadlines and one-line errors.
+
+DEVICE is what mpremote accepts: a serial path (/dev/ttyACM0, a pty such as QEMU's or an
+emulated board's), `socket://HOST:PORT` or `rfc2217://HOST:PORT`. Shared by `ulnet deploy` and
+`ulnet hil`. Rules: no raw-REPL client of our own (mpremote's SerialTransport does the protocol),
+every read has a timeout (the serial timeout bounds mpremote's blocking reads), and every failure
+is a DeviceError whose message is one line naming the device.
+"""
+
+import contextlib
+import io
+import os
+import time
+
+from mpremote.transport import TransportError
+from mpremote.transport_serial import SerialTransport
+
+# a board that has not shown its raw REPL prompt by then is not answering
+ANSWER_DEADLINE_S = 5
+# bounds each blocking serial read inside mpremote (raw-paste headers, "OK")
+READ_TIMEOUT_S = 5
+URL_SCHEMES = ("socket://", "rfc2217://", "loop://")
+# a pty (QEMU's emulated UART) has no baud rate: writes are paced to a 115200 baud line, and
+# in small pieces, as firmware without raw-paste flow control drops what it cannot take in time
+PTY_BYTES_PER_S = 11520
+PTY_CHUNK = 16
+
+
+class DeviceError(Exception):
+    """The device could not be opened, did not answer, or code on it failed (one-line message)."""
+
+
+def open_device(device, soft_reset=False):
+    """A SerialTransport in the raw REPL; soft_reset=True reboots the board first."""
+    if "://" in device:
+        if not device.startswith(URL_SCHEMES):
+            raise DeviceError("unknown device %s: use a serial path, socket:// or rfc2217://" % device)
+    elif not os.path.exists(device):
+        raise DeviceError("unknown device %s: no such serial port" % device)
+    # mpremote prints what it read when it gives up; our callers print one line instead
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            transport = SerialTransport(device, timeout=READ_TIMEOUT_S)
+            if transport.is_pty:
+                transport.serial = PacedSerial(transport.serial)
+        except TransportError:
+            raise DeviceError("cannot open %s: is the board connected and the port free?" % device) from None
+        try:
+            transport.enter_raw_repl(soft_reset=soft_reset, timeout_overall=ANSWER_DEADLINE_S)
+        except (TransportError, OSError) as e:
+            transport.close()
+            raise DeviceError("%s is not answering (no raw REPL within %d s)"
+                              % (device, ANSWER_DEADLINE_S)) from e
+    return transport
+
+
+class PacedSerial:
+    """A serial port object whose writes go no faster than PTY_BYTES_PER_S."""
+
+    def __init__(self, port):
+        object.__setattr__(self, "_port", port)
+
+    def __getattr__(self, name):
+        return getattr(self._port, name)
+
+    def __setattr__(self, name, value):
+        setattr(self._port, name, value)  # mpremote sets timeout, rts, dtr on the port
+
+    def write(self, data):
+        for start in range(0, len(data), PTY_CHUNK):
+            self._port.write(data[start:start + PTY_CHUNK])
+            self._port.flush()
+            time.sleep(PTY_CHUNK / PTY_BYTES_PER_S)
+        return len(data)
+
+
+@contextlib.contextmanager
+def session(device, soft_reset=False):
+    """The device in the raw REPL for the block; left in the friendly REPL and closed after."""
+    transport = open_device(device, soft_reset)
+    try:
+        yield transport
+    finally:
+        with contextlib.suppress(OSError, TransportError):
+            transport.exit_raw_repl()
+        transport.close()
+
+
+def run(transport, code, timeout_s=10):
+    """Execute code on the board; returns its output, raises DeviceError with the error's last line.
+
+    timeout_s bounds the silence between two output bytes (mpremote's follow timeout).
+    """
+    try:
+        out, err = transport.exec_raw(code, timeout=timeout_s)
+    except (TransportError, OSError) as e:
+        raise DeviceError("device stopped answering: %s" % e) from None
+    if err:
+        raise DeviceError(error_line(err.decode(errors="replace")))
+    return out
+
+
+def error_line(error_output):
+    """The last line of a MicroPython traceback, e.g. 'OSError: [Errno 28] ENOSPC'."""
+    lines = [line.strip() for line in error_output.splitlines() if line.strip()]
+    return lines[-1] if lines else "error on the board"

@@ -1,0 +1,252 @@
+"""Hardware-in-loop runner: board_tests/ files run on a device, one test at a time, with deadlines.
+
+`ulnet hil DEVICE` runs a board tests folder through pytest (tools/hil_pytest.py, so host
+fixtures work the same) and prints one line per test (node, pass|fail, heap) and
+`N passed, N failed`; DEVICE `emu` starts an emulated board for the run.
+
+A board tests folder holds harness.py (the on-board harness) and test_*.py files of plain
+MicroPython functions `def test_x(param, ...)`. Parameters name host-side pytest fixtures (see
+tools/hil_pytest.py); their values (literals: ints, strings, bytes, tuples) are passed in
+when the test runs on the board. A file may set `DEADLINE_S = 120` to change its tests' deadline.
+
+HILSession is the transport layer, on mpremote's raw REPL (tools/device.py):
+- per file: soft reset, harness sent as code, the test file brought in: on a board with a
+  filesystem and .mpy support ulnet is deployed first and the file copied to
+  /board_tests/NAME.mpy and imported, on others (a micro:bit) its source is sent as code;
+- per test: `_ulnet_run(name, params)`, its result line read within the deadline; at the
+  deadline Ctrl-C, and a board that does not come back is reset once (the reset button of an
+  emulated board, a soft reset otherwise) and the test reported failed. A board that does not
+  come back from that either fails every later test at once: never a hang.
+"""
+
+import ast
+import collections
+import contextlib
+import io
+import os
+import sys
+import tempfile
+import time
+
+from mpremote.transport import TransportError
+
+from ulnet.tools import board as boards
+from ulnet.tools import deploy
+from ulnet.tools import device as dev
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS_DIR = os.path.join(ROOT, "board_tests")
+HARNESS = "harness.py"
+RESULT_PREFIX = "@ulnet-test "
+DEFAULT_DEADLINE_S = 60
+# after a Ctrl-C or a reset, how long the board has to show its raw REPL again
+RECOVER_DEADLINE_S = 5
+DEVICE_TESTS = "/board_tests"
+
+Result = collections.namedtuple("Result", "name passed heap detail output")
+BoardTest = collections.namedtuple("BoardTest", "name params")
+
+
+class BoardTestFile:
+    """A board test file read on the host (never imported here): its tests and deadline."""
+
+    def __init__(self, path, default_deadline_s=DEFAULT_DEADLINE_S):
+        self.path = os.path.abspath(path)
+        self.module = os.path.basename(path)[:-3]
+        self.harness = os.path.join(os.path.dirname(self.path), HARNESS)
+        self.deadline_s = default_deadline_s
+        with open(path) as f:
+            tree = ast.parse(f.read(), path)
+        self.tests = []
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+                self.tests.append(BoardTest(node.name, [a.arg for a in node.args.args]))
+            elif isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "DEADLINE_S":
+                self.deadline_s = ast.literal_eval(node.value)
+
+
+class HILSession:
+    """One device's raw REPL for running board tests; open() it, run() tests, close() it."""
+
+    def __init__(self, device):
+        self.device = device
+        self.transport = None
+        self.compiler = None  # set when the board takes .mpy files: deploy mode
+        self.loaded = None  # path of the test file whose names are in the REPL's globals
+        self.dead = None  # why the board is given up on
+
+    def open(self, deploy_ulnet=True):
+        self.transport = dev.open_device(self.device)
+        try:
+            self.compiler = deploy.compiler_for(deploy.board_mpy_major(self.transport))
+        except deploy.DeployError:
+            self.compiler = None  # no .mpy version: an old firmware, tests go as source
+        if self.compiler and deploy_ulnet:
+            deploy.deploy_to(self.transport)
+        return self
+
+    def close(self):
+        if self.transport is not None:
+            with contextlib.suppress(TransportError, OSError):
+                self.transport.exit_raw_repl()
+            self.transport.close()
+            self.transport = None
+
+    def run(self, test_file, name, params=None, deadline_s=None):
+        """Run one test of a BoardTestFile; always returns a Result within the deadline (+ recovery)."""
+        if self.dead:
+            return Result(name, False, 0, "board not answering: " + self.dead, "")
+        try:
+            if self.loaded != test_file.path:
+                self._load(test_file)
+        except (dev.DeviceError, deploy.DeployError, TransportError, OSError) as e:
+            self.loaded = None
+            return Result(name, False, 0, "loading %s failed: %s" % (test_file.module, e), "")
+        params = params or {}
+        _check_literals(name, params)
+        deadline_s = test_file.deadline_s if deadline_s is None else deadline_s
+        return self._run_one(name, "_ulnet_run(%r, %r)" % (name, params), deadline_s)
+
+    def _load(self, test_file):
+        self.loaded = None
+        with _quiet():
+            self.transport.enter_raw_repl(soft_reset=True, timeout_overall=dev.ANSWER_DEADLINE_S)
+        dev.run(self.transport, _code_of(test_file.harness))
+        if self.compiler is None:
+            dev.run(self.transport, _code_of(test_file.path))
+        else:
+            target = "%s/%s.mpy" % (DEVICE_TESTS, test_file.module)
+            with tempfile.TemporaryDirectory(prefix="ulnet-hil-") as tmp:
+                data = deploy.compile_file(self.compiler, test_file.path, test_file.module + ".py", tmp)
+            deploy.sync(self.transport, {target: data}, lambda *_: None)
+            dev.run(self.transport, "import sys\nsys.path.append(%r)\nfrom %s import *"
+                    % (DEVICE_TESTS, test_file.module))
+        self.loaded = test_file.path
+
+    def _run_one(self, name, code, deadline_s):
+        try:
+            self.transport.exec_raw_no_follow(code)
+            out, err, complete = self._frames(deadline_s)
+        except (TransportError, OSError) as e:
+            out, err, complete = b"", str(e).encode(), False
+        output = (out + err).decode(errors="replace")
+        if not complete:
+            how = self._recover()
+            return Result(name, False, 0, "deadline of %s s passed; %s" % (deadline_s, how), output)
+        for line in out.decode(errors="replace").splitlines():
+            if line.startswith(RESULT_PREFIX):
+                _, status, heap, detail = (line[len(RESULT_PREFIX):] + " ").split(" ", 3)
+                return Result(name, status == "pass", int(heap), detail.strip(), output)
+        return Result(name, False, 0, dev.error_line(err.decode(errors="replace")) if err else
+                      "no result line", output)
+
+    def _frames(self, deadline_s):
+        """stdout and stderr of the running code (two 0x04-ended frames), bounded in time."""
+        end = time.monotonic() + deadline_s
+        frames = []
+        for _ in range(2):
+            left = max(0.0, end - time.monotonic())
+            data = self.transport.read_until(1, b"\x04", timeout=left, timeout_overall=left)
+            if not data.endswith(b"\x04"):
+                return b"".join(frames) + data, b"", False
+            frames.append(data[:-1])
+        return frames[0], frames[1], True
+
+    def _recover(self):
+        """After a deadline: Ctrl-C, else one reset; says what it did, marks a dead board."""
+        self.loaded = None
+        try:
+            self.transport.serial.write(b"\x03")
+            if self._frames(RECOVER_DEADLINE_S)[2]:
+                return "interrupted"
+        except (TransportError, OSError):
+            pass  # the link itself is gone: only a reset can help
+        emulated = boards.find_board(self.device)
+        try:
+            if emulated:
+                boards.reset_board(self.device)
+            with _quiet():
+                self.transport.enter_raw_repl(soft_reset=not emulated, timeout_overall=RECOVER_DEADLINE_S)
+        except (TransportError, OSError) as e:
+            self.dead = "no raw REPL after a reset (%s)" % (e or type(e).__name__)
+            return "board reset, and it did not come back"
+        return "board reset"
+
+
+def _code_of(path):
+    """A file's source without its module docstring: less to send and to compile on the board."""
+    with open(path) as f:
+        source = f.read()
+    body = ast.parse(source).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        lines = source.splitlines(True)
+        return "\n" * body[0].end_lineno + "".join(lines[body[0].end_lineno:])  # keeps line numbers
+    return source
+
+
+def _check_literals(name, params):
+    for key, value in params.items():
+        try:
+            literal = ast.literal_eval(repr(value)) == value
+        except (ValueError, SyntaxError):
+            literal = False
+        if not literal:
+            raise ValueError("%s: parameter %s=%r is not a literal a board can take" % (name, key, value))
+
+
+def _quiet():
+    """mpremote prints what it read when it gives up; the runner reports instead."""
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+class _Tally:
+    """pytest plugin object for `ulnet hil` (pytest's terminal output is off): one line per
+    board test, a failure's detail indented under it, then the totals."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def pytest_runtest_logreport(self, report):
+        if report.when != "call" and not report.failed:
+            return
+        heap = dict(report.user_properties).get("heap", 0)
+        self._line(report, "%s %s heap %d B" % (report.nodeid, "pass" if report.passed else "fail", heap))
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self._line(report, "%s could not be collected" % report.nodeid)
+
+    def _line(self, report, text):
+        if report.passed:
+            self.passed += 1
+        else:
+            self.failed += 1
+        print(text)
+        if report.failed:
+            print("    " + report.longreprtext.strip().replace("\n", "\n    "))
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("hil", help="run board_tests on a device; prints N passed, N failed")
+    parser.add_argument("device", help="serial path, socket:// or rfc2217:// URL, or emu (start one)")
+    parser.add_argument("--tests", default=TESTS_DIR, help="board tests folder (default: the checkout's)")
+    parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE_S, help="seconds per test")
+    parser.add_argument("--heap", default="64K", help="heap of the emulated board with DEVICE emu")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    try:
+        import pytest
+    except ImportError:
+        print("ulnet hil: needs pytest (pip install 'ulnet[dev]')", file=sys.stderr)
+        return 2
+    if not os.path.exists(os.path.join(args.tests, HARNESS)):
+        print("ulnet hil: %s is not a board tests folder (no %s)" % (args.tests, HARNESS), file=sys.stderr)
+        return 2
+    tally = _Tally()
+    code = pytest.main([args.tests, "--board", args.device, "--board-heap", args.heap,
+                        "--board-deadline", str(args.deadline), "-p", "no:terminal",
+                        "-p", "no:cacheprovider", "-p", "no:xdist"], plugins=[tally])
+    print("%d passed, %d failed" % (tally.passed, tally.failed))
+    return 0 if code == 0 else 1

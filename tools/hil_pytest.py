@@ -1,0 +1,89 @@
+"""pytest plugin that runs board test files on a board: `pytest board_tests --board emu|DEVICE`.
+
+A board tests folder (one that holds harness.py) brings it in from its conftest.py with
+`from ulnet.tools.hil_pytest import *` and defines its host-side fixtures there. Its test_*.py
+files are never imported on the host: each `def test_x(a, b)` becomes a pytest item whose
+parameters are resolved as pytest fixtures on the host (an echo server's port, a path...) and
+passed to the function on the board (literal values only). Host fixtures start their servers on
+127.0.0.1, which the board reaches (an emulated board shares the host's loopback).
+
+Options: `--board` (default `emu`: an emulated board per pytest process, so each xdist worker
+owns its own; a DEVICE has one owner, so it refuses xdist), `--board-heap` for emu (64K),
+`--board-deadline` seconds per test (a file's DEADLINE_S wins). The heap a test left
+allocated is recorded as the item's user property "heap".
+"""
+
+import inspect
+import types
+
+import pytest
+
+from ulnet.tools import hil
+from ulnet.tools.board import Board
+
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_pycollect_makemodule", "hil_session"]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("ulnet board tests")
+    group.addoption("--board", default="emu", help="device to run board tests on (default: emu)")
+    group.addoption("--board-heap", default="64K", help="heap of the emulated board (default 64K)")
+    group.addoption("--board-deadline", type=float, default=hil.DEFAULT_DEADLINE_S,
+                    help="seconds each board test may take (default %d)" % hil.DEFAULT_DEADLINE_S)
+
+
+def pytest_configure(config):
+    # the xdist controller knows -n; a worker knows the count through its workerinput
+    workers = (getattr(config.option, "numprocesses", None)
+               or getattr(config, "workerinput", {}).get("workercount"))
+    if config.getoption("board") != "emu" and workers not in (None, 0, 1):
+        raise pytest.UsageError("--board %s has one owner: run it without -n (xdist), or use --board emu"
+                                % config.getoption("board"))
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    if module_path.name.startswith("test_") and (module_path.parent / hil.HARNESS).exists():
+        return BoardModule.from_parent(parent, path=module_path)
+    return None
+
+
+class BoardModule(pytest.Module):
+    """A board test file: its tests are host functions that run the real ones on the board."""
+
+    def _getobj(self):
+        test_file = hil.BoardTestFile(str(self.path), self.config.getoption("board_deadline"))
+        module = types.ModuleType(test_file.module)
+        module.__file__ = str(self.path)
+        for test in test_file.tests:
+            setattr(module, test.name, _host_test(test_file, test))
+        return module
+
+
+def _host_test(test_file, test):
+    def board_test(hil_session, request, **params):
+        result = hil_session.run(test_file, test.name, params)
+        request.node.user_properties.append(("heap", result.heap))
+        if not result.passed:
+            pytest.fail("%s\n%s" % (result.detail, result.output.strip()), pytrace=False)
+
+    names = ["hil_session", "request"] + test.params
+    board_test.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in names])
+    board_test.__name__ = board_test.__qualname__ = test.name
+    return board_test
+
+
+@pytest.fixture(scope="session")
+def hil_session(request):
+    """The board of this pytest process, with ulnet deployed, for the whole session."""
+    device, board = request.config.getoption("board"), None
+    if device == "emu":
+        board = Board(heap=request.config.getoption("board_heap")).start()
+        device = board.url
+    session = hil.HILSession(device)
+    try:
+        yield session.open()
+    finally:
+        session.close()
+        if board is not None:
+            board.stop()
