@@ -47,3 +47,103 @@ def tcp_echo_port():
         server.shutdown()
         server.server_close()
         thread.join(PEER_TIMEOUT_S)
+
+
+def _serve(handler):
+    server = _Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    return server, thread
+
+
+def _stop(server, thread):
+    server.shutdown()
+    server.server_close()
+    thread.join(PEER_TIMEOUT_S)
+
+
+class _Sink(socketserver.BaseRequestHandler):
+    """Reads a 10-digit length, then that many bytes; answers their sha256 as 64 hex digits."""
+
+    def handle(self):
+        import hashlib
+
+        self.request.settimeout(PEER_TIMEOUT_S)
+        try:
+            head = b""
+            while len(head) < 10:
+                head += self.request.recv(10 - len(head))
+            left = int(head)
+            digest = hashlib.sha256()
+            while left:
+                chunk = self.request.recv(min(left, 65536))
+                if not chunk:
+                    return
+                digest.update(chunk)
+                left -= len(chunk)
+            self.request.sendall(digest.hexdigest().encode())
+        except (OSError, ValueError):
+            return
+
+
+class _Burst(socketserver.BaseRequestHandler):
+    """Sends 20,000 bytes (i % 251 patterned) at once, then waits for the peer to close."""
+
+    def handle(self):
+        self.request.settimeout(PEER_TIMEOUT_S)
+        try:
+            self.request.sendall(bytes(i % 251 for i in range(20000)))
+            self.request.recv(1)
+        except OSError:
+            return
+
+
+@pytest.fixture
+def tcp_sink_port():
+    """Port of a server that hashes what a client sends (after a 10-digit length)."""
+    server, thread = _serve(_Sink)
+    try:
+        yield server.server_address[1]
+    finally:
+        _stop(server, thread)
+
+
+@pytest.fixture
+def tcp_burst_port():
+    """Port of a server that sends 20,000 bytes as soon as a client connects."""
+    server, thread = _serve(_Burst)
+    try:
+        yield server.server_address[1]
+    finally:
+        _stop(server, thread)
+
+
+@pytest.fixture
+def closed_port():
+    """A port on 127.0.0.1 where nothing listens."""
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture
+def udp_echo_port():
+    """Port of a UDP echo server on 127.0.0.1 (empty datagrams are echoed too)."""
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self):
+            data, sock = self.request
+            sock.sendto(data, self.client_address)
+
+    server = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Echo)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(PEER_TIMEOUT_S)
