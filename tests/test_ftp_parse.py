@@ -1,6 +1,8 @@
 """Tests of ulnet.ftp.parse: reply-text parsers and PORT/EPRT formatting, table-driven."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ulnet.errors import LocalProtocolError, RemoteProtocolError
 from ulnet.ftp import parse
@@ -153,7 +155,8 @@ def test_parse_features():
 
 
 def test_parse_mlsd_line():
-    facts, name = parse_mlsd_line("Type=file;Size=12;modify=20240101000000;UNIX.mode=0644; scan 1.txt\r\n")
+    facts, name = parse_mlsd_line(
+        "Type=file;Size=12;modify=20240101000000;UNIX.mode=0644; scan 1.txt\r\n")
     assert name == "scan 1.txt"
     assert facts == {"type": "file", "size": "12", "modify": "20240101000000", "unix.mode": "0644"}
     assert parse_mlsd_line(b"type=cdir; .") == ({"type": "cdir"}, ".")
@@ -224,3 +227,31 @@ def test_parsers_under_micropython(micropython):
             value = ["error", type(exc).__name__, exc.code]
         expected.append(json.loads(json.dumps(value)))
     assert [json.loads(line) for line in out] == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=80))
+def test_parsers_raise_only_remote_errors(text):
+    """Whatever a server writes, a reply parser returns a value or raises RemoteProtocolError."""
+    for fn in (parse_pasv, parse_epsv, parse_path, parse_size, parse_mdtm, parse_mlsd_line,
+               parse_nlst_line):
+        try:
+            fn(text)
+        except RemoteProtocolError:
+            pass
+    parse_features(text.split("\n"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=80))
+def test_decode_text_takes_any_bytes(data):
+    text = decode_text(data)
+    assert text == data.decode("utf-8", "strict") if _utf8(data) else len(text) == len(data)
+
+
+def _utf8(data):
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False

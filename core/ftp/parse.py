@@ -38,91 +38,82 @@ def _text(line):
     return line
 
 
-def _bad(what, text, code):
-    return RemoteProtocolError("bad %s: %r" % (what, text[:_QUOTE]), code)
+def _digits(text):
+    """True for a non-empty run of ASCII digits (str.isdigit also takes "\u00b2", int() not)."""
+    for c in text:
+        if c not in _DIGITS:
+            return False
+    return text != ""
 
 
-def _number_runs(text):
-    """Yield each maximal run of digits, commas and spaces that starts with a digit."""
-    n = len(text)
-    i = 0
-    while i < n:
-        if text[i] in _DIGITS:
-            j = i
-            while j < n and (text[j] in _DIGITS or text[j] in ", "):
-                j += 1
-            yield text[i:j]
-            i = j
-        else:
-            i += 1
+def _bad(text, code):
+    return RemoteProtocolError("bad %s reply %r" % (code or "MLSD", text[:_QUOTE]), code)
 
 
 def parse_pasv(text):
-    """227 text -> (host, port), e.g. "Entering Passive Mode (127,0,0,1,4,1)." -> ("127.0.0.1", 1025).
+    """227 text -> (host, port): "Entering Passive Mode (127,0,0,1,4,1)." -> ("127.0.0.1", 1025).
 
-    RFC 1123 4.1.2.6: the format is not standardised, so scan for the first six comma-separated
-    numbers, with or without parentheses. Numbers outside 0-255 or port 0 are an error.
+    RFC 1123 4.1.2.6: the format is not standardised, so scan for the first run of six
+    comma-separated numbers, with or without parentheses. A number over 255 or port 0 raises.
     """
-    for run in _number_runs(text):
-        parts = [p.strip() for p in run.split(",")]
-        if len(parts) < 6 or not parts[5]:
+    n = len(text)
+    i = 0
+    while i < n:
+        if text[i] not in _DIGITS:
+            i += 1
             continue
-        nums = []
-        for p in parts[:6]:
-            if not p or not p.isdigit() or len(p) > 3 or int(p) > 255:
-                raise _bad("227 address", text, 227)
-            nums.append(int(p))
-        port = nums[4] * 256 + nums[5]
-        if port == 0:
-            raise _bad("227 port", text, 227)
-        return "%d.%d.%d.%d" % (nums[0], nums[1], nums[2], nums[3]), port
-    raise _bad("227 reply", text, 227)
+        j = i
+        while j < n and (text[j] in _DIGITS or text[j] in ", "):
+            j += 1
+        parts = text[i:j].split(",")
+        if len(parts) >= 6 and parts[5].strip():
+            nums = []
+            for p in parts[:6]:
+                p = p.strip()
+                if not _digits(p) or len(p) > 3 or int(p) > 255:
+                    raise _bad(text, 227)
+                nums.append(int(p))
+            port = nums[4] * 256 + nums[5]
+            if port == 0:
+                raise _bad(text, 227)
+            return "%d.%d.%d.%d" % (nums[0], nums[1], nums[2], nums[3]), port
+        i = j + 1
+    raise _bad(text, 227)
 
 
 def parse_epsv(text):
     """229 text -> port, e.g. "Entering Extended Passive Mode (|||6446|)" -> 6446 (RFC 2428)."""
     i = text.find("(")
-    if i < 0 or i + 5 > len(text):
-        raise _bad("229 reply", text, 229)
-    d = text[i + 1]
-    if d in _DIGITS or not (33 <= ord(d) <= 126) or text[i + 2:i + 4] != d + d:
-        raise _bad("229 delimiters", text, 229)
-    end = text.find(d, i + 4)
-    digits = text[i + 4:end] if end > 0 else ""
-    if not digits or not digits.isdigit() or len(digits) > 5:
-        raise _bad("229 port", text, 229)
-    port = int(digits)
-    if not 0 < port < 65536:
-        raise _bad("229 port", text, 229)
-    return port
-
-
-def _check_port(port):
-    if not isinstance(port, int) or not 0 < port < 65536:
-        raise LocalProtocolError("port out of range: %r" % (port,))
+    d = text[i + 1:i + 2]
+    end = text.find(d, i + 4) if d else -1
+    digits = text[i + 4:end] if i >= 0 and end > 0 and text[i + 2:i + 4] == d + d else ""
+    # the delimiter is any printable ASCII but a digit; the fields before the port are empty
+    if d in _DIGITS or not "!" <= d <= "~" or not _digits(digits) or len(digits) > 5:
+        raise _bad(text, 229)
+    if not 0 < int(digits) < 65536:
+        raise _bad(text, 229)
+    return int(digits)
 
 
 def format_port(host, port):
     """The PORT argument for an IPv4 host and a port: ("127.0.0.1", 1025) -> "127,0,0,1,4,1"."""
-    _check_port(port)
     parts = host.split(".")
-    if len(parts) != 4:
-        raise LocalProtocolError("PORT needs an IPv4 address: %r" % (host,))
+    ok = isinstance(port, int) and 0 < port < 65536 and len(parts) == 4
     for p in parts:
-        if not p or not p.isdigit() or int(p) > 255:
-            raise LocalProtocolError("PORT needs an IPv4 address: %r" % (host,))
+        ok = ok and _digits(p) and int(p) < 256
+    if not ok:
+        raise LocalProtocolError("bad PORT address %r" % ((host, port),))
     return "%s,%d,%d" % (",".join([str(int(p)) for p in parts]), port >> 8, port & 255)
 
 
 def format_eprt(host, port):
     """The EPRT argument (RFC 2428): ("::1", 1025) -> "|2|::1|1025|", IPv4 gives "|1|...|"."""
-    _check_port(port)
-    if not host or "|" in host or " " in host:
-        raise LocalProtocolError("bad EPRT host: %r" % (host,))
-    if ":" in host:
-        return "|2|%s|%d|" % (host, port)
-    format_port(host, port)  # validates the dotted quad
-    return "|1|%s|%d|" % (host, port)
+    if ":" not in host:
+        format_port(host, port)  # validates the dotted quad and the port
+        return "|1|%s|%d|" % (host, port)
+    if "|" in host or " " in host or not isinstance(port, int) or not 0 < port < 65536:
+        raise LocalProtocolError("bad EPRT address %r" % ((host, port),))
+    return "|2|%s|%d|" % (host, port)
 
 
 def parse_path(text):
@@ -131,13 +122,13 @@ def parse_path(text):
     """
     i = text.find('"')
     if i < 0:
-        raise _bad("257 path", text, 257)
+        raise _bad(text, 257)
     out = []
     i += 1
     while True:
         j = text.find('"', i)
         if j < 0:
-            raise _bad("257 path", text, 257)
+            raise _bad(text, 257)
         out.append(text[i:j])
         if text[j + 1:j + 2] != '"':
             return "".join(out) if len(out) > 1 else out[0]
@@ -145,17 +136,12 @@ def parse_path(text):
         i = j + 2
 
 
-def _token(text, code, what):
-    """The first whitespace-separated token of text, which must be all digits."""
-    words = text.split(None, 1)
-    if not words or not words[0].isdigit():
-        raise _bad(what, text, code)
-    return words[0]
-
-
 def parse_size(text):
     """213 text of SIZE -> int, e.g. "1048576" -> 1048576 (RFC 3659 section 4)."""
-    return int(_token(text, 213, "213 size"))
+    words = text.split(None, 1)
+    if not words or not _digits(words[0]):
+        raise _bad(text, 213)
+    return int(words[0])
 
 
 # (first digit, last digit, lowest, highest) of each field of an RFC 3659 time-val, UTC
@@ -170,13 +156,13 @@ def parse_mdtm(text):
     """
     words = text.split(None, 1)
     stamp = words[0].split(".")[0] if words else ""
-    if len(stamp) != 14 or not stamp.isdigit():
-        raise _bad("213 time", text, 213)
+    if len(stamp) != 14 or not _digits(stamp):
+        raise _bad(text, 213)
     out = []
     for a, b, low, high in _MDTM_FIELDS:
         value = int(stamp[a:b])
         if not low <= value <= high:
-            raise _bad("213 time", text, 213)
+            raise _bad(text, 213)
         out.append(value)
     return tuple(out)
 
@@ -211,14 +197,14 @@ def parse_mlsd_line(line):
     line = _text(line)
     i = line.find(" ")
     if i < 0 or i == len(line) - 1:
-        raise _bad("MLSD line", line, None)
+        raise _bad(line, None)
     facts = {}
     for fact in line[:i].split(";"):
         if not fact:
             continue
         eq = fact.find("=")
         if eq <= 0:
-            raise _bad("MLSD fact", line, None)
+            raise _bad(line, None)
         facts[fact[:eq].lower()] = fact[eq + 1:]
     return facts, line[i + 1:]
 
