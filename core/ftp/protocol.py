@@ -1,0 +1,351 @@
+"""The sans-I/O FTP control-channel machine (RFC 959): bytes in, events out, bytes to send.
+
+Rules: no sockets, clock, files or threads; the caller moves bytes. `send(verb, arg)` formats a
+command, appends it to a FIFO of commands awaiting their final reply and returns the bytes to
+write. `receive_data(data)` takes what the server sent (b"" = end of stream) and `next_event()`
+returns the next `Reply`, `NEED_DATA` or `ConnectionClosed`. Each reply is matched to the oldest
+pending command by its class (RFC 959 section 4.2): 1yz is preliminary (the command stays
+pending), 2yz, 3yz, 4yz and 5yz are final. The server's greeting is the implicit first command
+(verb ""). Any protocol error moves the machine to the sticky ERROR state. Passwords (PASS, ACCT)
+never appear in a repr, a message or anywhere the machine keeps them.
+
+Client loop:
+
+    proto = FTPProtocol()
+    sock.write(proto.send("USER", "scanner"))
+    proto.receive_data(sock.read())        # b"" at end of stream
+    while True:
+        event = proto.next_event()
+        if event is NEED_DATA:
+            break
+        ...                                # Reply or ConnectionClosed
+"""
+
+from ulnet.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
+from ulnet.ftp.parse import decode_text
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(value):
+        return value
+
+# Longest reply line accepted, in bytes before the LF. Honest lines are short: the longest carry
+# one path (257 of PWD/MKD, 550 naming a file), and 2048 holds a 2000-byte path with its quotes.
+# An unfinished line longer than this raises at once, so a hostile server costs at most this
+# much buffer plus one read (1/16 of a 32 KB heap), never its whole line.
+MAX_LINE = 2048
+
+# Largest multi-line reply, in raw bytes and in lines. Real ones are FEAT (about 30 short lines
+# on proftpd), greeting banners (pure-ftpd: 5 lines) and pure-ftpd's two-line 226 and 221; the
+# line count also bounds the str objects a reply of tiny lines would make (each costs about
+# 20 bytes of heap beyond its text on MicroPython).
+MAX_REPLY = 4096
+MAX_REPLY_LINES = 64
+
+# Argument rules of the command table. Private const()s: MicroPython keeps no global for them,
+# and every global costs heap on a board.
+_NO_ARG = const(0)    # the verb takes no argument
+_ARG = const(1)       # a non-empty argument is required
+_OPTIONAL = const(2)  # an argument may be given
+_SECRET = const(3)    # a possibly empty argument that never appears in any text (PASS, ACCT)
+
+# verb -> argument rule: the commands this machine sends (RFC 959, 2389, 2428, 3659, 2640 OPTS)
+COMMANDS = {
+    "USER": _ARG, "PASS": _SECRET, "ACCT": _SECRET, "TYPE": _ARG,
+    "PASV": _NO_ARG, "EPSV": _OPTIONAL, "PORT": _ARG, "EPRT": _ARG,
+    "STOR": _ARG, "RETR": _ARG, "APPE": _ARG, "REST": _ARG, "SIZE": _ARG, "MDTM": _ARG,
+    "LIST": _OPTIONAL, "NLST": _OPTIONAL, "MLSD": _OPTIONAL,
+    "CWD": _ARG, "PWD": _NO_ARG, "MKD": _ARG, "RMD": _ARG, "DELE": _ARG, "RNFR": _ARG,
+    "RNTO": _ARG, "FEAT": _NO_ARG, "SYST": _NO_ARG, "NOOP": _NO_ARG, "QUIT": _NO_ARG,
+    "OPTS": _ARG,
+}
+
+# States
+AWAIT_GREETING = "AWAIT_GREETING"  # connected; the server's 220 (maybe after 120) is awaited
+IDLE = "IDLE"                      # greeted; no command awaits its final reply
+BUSY = "BUSY"                      # commands await their final replies, oldest first
+CLOSING = "CLOSING"                # the server said it closes (421, or 221 to QUIT); EOF next
+CLOSED = "CLOSED"                  # end of stream reached and reported as ConnectionClosed
+ERROR = "ERROR"                    # sticky: a protocol error happened; every call raises
+
+# Events of the transition table
+_SEND = const(0)    # the caller sent a command
+_PRELIM = const(1)  # a 1yz reply; its command stays pending
+_NEXT = const(2)    # a final reply; more commands are still pending
+_DONE = const(3)    # a final reply; no command is pending any more
+_BYE = const(4)     # a reply saying the server closes: 421, 221 to QUIT, a failed greeting
+_EOF = const(5)     # the end of the server's stream was reached
+
+_TRANSITIONS = {
+    AWAIT_GREETING: {_SEND: AWAIT_GREETING, _PRELIM: AWAIT_GREETING, _NEXT: BUSY, _DONE: IDLE,
+                     _BYE: CLOSING, _EOF: CLOSED},
+    IDLE: {_SEND: BUSY, _BYE: CLOSING, _EOF: CLOSED},
+    BUSY: {_SEND: BUSY, _PRELIM: BUSY, _NEXT: BUSY, _DONE: IDLE, _BYE: CLOSING, _EOF: CLOSED},
+    CLOSING: {_PRELIM: CLOSING, _NEXT: CLOSING, _DONE: CLOSING, _BYE: CLOSING, _EOF: CLOSED},
+    CLOSED: {_EOF: CLOSED},
+    ERROR: {},
+}
+
+# next_event() has nothing to return until more bytes arrive (compare with `is`; a str, so
+# the sentinel costs no class on a board)
+NEED_DATA = "NEED_DATA"
+
+
+class Reply:
+    """One server reply: `code` (int); `lines`, the text of each line with the "ddd-"/"ddd " of
+    the first and last line removed; `text`, the lines joined with LF; `command`, the verb it
+    answers ("" for the greeting, None for an unsolicited 421); `final`, False for a 1yz reply
+    (its command is still pending)."""
+
+    def __init__(self, code, lines, command, final):
+        self.code = code
+        self.lines = lines
+        self.text = lines[0] if len(lines) == 1 else "\n".join(lines)  # one line: no copy
+        self.command = command
+        self.final = final
+
+    def __eq__(self, other):
+        return (isinstance(other, Reply) and self.code == other.code and self.lines == other.lines
+                and self.command == other.command and self.final == other.final)
+
+    def __repr__(self):
+        return "Reply(%d, %r, %r, %r)" % (self.code, self.lines, self.command, self.final)
+
+
+class ConnectionClosed:
+    """The server's stream ended; `pending` is a tuple of the verbs that got no final reply."""
+
+    def __init__(self, pending):
+        self.pending = pending
+
+    def __eq__(self, other):
+        return isinstance(other, ConnectionClosed) and self.pending == other.pending
+
+    def __repr__(self):
+        return "ConnectionClosed(%r)" % (self.pending,)
+
+
+def _arg_bytes(verb, rule, arg):
+    """The encoded argument of verb with its leading space (b"" for none), or
+    LocalProtocolError. Messages never quote the argument: it may be a password."""
+    if verb == "REST" and isinstance(arg, int) and not isinstance(arg, bool) and arg >= 0:
+        arg = str(arg)
+    if isinstance(arg, str):
+        arg = arg.encode("utf-8")
+    elif arg is None:
+        arg = b""
+    elif not isinstance(arg, (bytes, bytearray)):
+        raise LocalProtocolError("bad argument for " + verb)
+    if not arg:
+        if rule == _ARG:
+            raise LocalProtocolError(verb + " needs an argument")
+        return b" " if rule == _SECRET else b""  # "PASS " for an empty password, as ftplib
+    if rule == _NO_ARG:
+        raise LocalProtocolError(verb + " takes no argument")
+    # a CR or LF would end the command early and start another: command injection (RFC 959 4.1)
+    if b"\r" in arg or b"\n" in arg or b"\0" in arg:
+        raise LocalProtocolError("CR, LF or NUL in the argument of " + verb)
+    if verb == "TYPE" and arg not in (b"I", b"A") or verb == "REST" and not arg.isdigit():
+        raise LocalProtocolError("bad argument for " + verb)  # TYPE I or A, REST an offset
+    return b" " + arg
+
+
+class FTPProtocol:
+    """The FTP control-channel machine; the module docstring shows the loop that drives it.
+
+    Read-only attributes: `state` (a state constant); `pending`, the list of verbs awaiting
+    their final replies, oldest first ("" is the greeting); `transfer_type`, "A" as RFC 959
+    starts, the argument of the last TYPE sent, None after a refused TYPE. Policy knobs are
+    class attributes, so a subclass can change them.
+    """
+
+    max_line = MAX_LINE
+    max_reply = MAX_REPLY
+    max_reply_lines = MAX_REPLY_LINES
+
+    def __init__(self):
+        self.state = AWAIT_GREETING
+        self.pending = [""]  # the greeting is the implicit first command
+        self.transfer_type = "A"
+        self._buf = bytearray()
+        self._start = 0     # consumed offset: bytes before it are parsed
+        self._scan = 0      # searched-up-to mark: no LF in buf[_start:_scan]
+        self._tail = 0      # bytes after the last LF received (an unfinished line)
+        self._eof = False
+        self._code = 0      # code of the multi-line reply being read
+        self._lines = None  # its lines so far; None between replies
+        self._size = 0      # its raw size so far
+        self._error = None  # (class, message, code) of the error that ended the machine
+
+    def __repr__(self):
+        return "<FTPProtocol %s pending=%r>" % (self.state, self.pending)
+
+    def send(self, verb, arg=None):
+        """Format a command, queue it for its final reply and return the bytes to write.
+
+        arg is str (sent as UTF-8, RFC 2640), bytes, or an int for REST. Raises
+        LocalProtocolError for an unknown verb, a bad or missing argument, a CR or LF in it,
+        SIZE before TYPE I (servers refuse SIZE in ASCII mode) or a server that is closing.
+        """
+        self._check()
+        try:
+            if not isinstance(verb, str) or verb.upper() not in COMMANDS:
+                raise LocalProtocolError("unknown FTP command %r" % (verb,))
+            verb = verb.upper()
+            data = _arg_bytes(verb, COMMANDS[verb], arg)
+            if verb == "SIZE" and self.transfer_type != "I":
+                raise LocalProtocolError("send TYPE I before SIZE")
+            self._fire(_SEND)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        if verb == "TYPE":
+            self.transfer_type = data[1:].decode()
+        self.pending.append(verb)
+        return verb.encode() + data + b"\r\n"
+
+    def receive_data(self, data):
+        """Take bytes the server sent; b"" means end of stream. Raises RemoteProtocolError at
+        once when an unfinished line grows past max_line, so a hostile line is never held."""
+        self._check()
+        if self._eof:
+            if data:
+                self._fail(LocalProtocolError("data received after end of stream"))
+                self._check()
+            return
+        if not data:
+            self._eof = True
+            return
+        buf = self._buf
+        if self._start:  # drop consumed bytes; what moves is one unfinished line at most
+            buf[0:self._start] = b""
+            self._scan -= self._start
+            self._start = 0
+        old = len(buf)
+        buf.extend(data)
+        nl = buf.rfind(b"\n", old)  # only the new bytes are searched
+        self._tail = len(buf) - nl - 1 if nl >= 0 else self._tail + len(buf) - old
+        if self._tail > self.max_line:
+            self._fail(RemoteProtocolError("reply line longer than %d bytes" % self.max_line))
+            self._check()
+
+    def next_event(self):
+        """The next Reply, NEED_DATA, or ConnectionClosed (again on every later call)."""
+        self._check()
+        try:
+            while self.state != CLOSED:
+                end = self._next_line()
+                if end >= 0:
+                    event = self._take_line(self._start, end)
+                    self._start = self._scan  # consumed only now: the line was read in place
+                    if event is not None:
+                        return event
+                elif not self._eof:
+                    return NEED_DATA
+                elif self._lines is not None:
+                    raise RemoteProtocolError("stream ended inside a %d reply" % self._code,
+                                              self._code)
+                else:
+                    self._fire(_EOF)
+        except ProtocolError as exc:
+            self._fail(exc)
+            raise
+        return ConnectionClosed(tuple(self.pending))
+
+    def _fire(self, event):
+        """The one transition lookup; an event the table does not allow raises."""
+        new = _TRANSITIONS[self.state].get(event)
+        if new is None:
+            if event == _SEND:
+                raise LocalProtocolError("cannot send in state " + self.state)
+            raise RemoteProtocolError("event %d in state %s" % (event, self.state))
+        self.state = new
+
+    def _check(self):
+        if self._error is not None:
+            cls, message, code = self._error
+            raise cls(message, code)
+
+    def _fail(self, exc):
+        self._error = (type(exc), "FTP machine failed: " + exc.message, exc.code)
+        self.state = ERROR
+        self._buf = bytearray()  # release what a hostile peer made us hold
+        self._lines = None
+
+    def _next_line(self):
+        """End offset (before CR LF) of the next complete line at _start, or -1; the line stays
+        in the buffer and _scan moves past its LF. At end of stream a last unfinished line
+        counts as complete."""
+        buf = self._buf
+        nl = buf.find(b"\n", self._scan)  # search only bytes not searched before
+        if nl < 0:
+            self._scan = end = len(buf)
+            if not self._eof or self._start == end:
+                return -1
+        else:
+            end = nl
+            self._scan = nl + 1
+        if end - self._start > self.max_line:
+            raise RemoteProtocolError("reply line longer than %d bytes" % self.max_line)
+        if end > self._start and buf[end - 1] == 13:  # CR LF, or a bare LF, ends a line
+            end -= 1
+        return end
+
+    def _code_at(self, a, end):
+        """The reply code at buf[a:end], or -1 when the line does not start with one."""
+        buf = self._buf
+        if end - a < 3:
+            return -1
+        d0, d1, d2 = buf[a] - 48, buf[a + 1] - 48, buf[a + 2] - 48
+        if not (1 <= d0 <= 5 and 0 <= d1 <= 9 and 0 <= d2 <= 9):
+            return -1
+        return d0 * 100 + d1 * 10 + d2
+
+    def _take_line(self, a, end):
+        """Feed one line buf[a:end]; returns a Reply when it completes one, else None.
+
+        RFC 959 4.2: a reply is "ddd text", or "ddd-text" ... "ddd text" where the lines in
+        between may start with anything, digits included; "ddd" alone counts as "ddd ".
+        """
+        buf = self._buf
+        sep = buf[a + 3] if end - a > 3 else 32
+        if self._lines is None:
+            code = self._code_at(a, end)
+            if code < 0 or (sep != 32 and sep != 45):
+                raise RemoteProtocolError("malformed reply line %r" % bytes(buf[a:a + 16]))
+            text = decode_text(buf[a + 4:end])
+            if sep == 32:
+                return self._reply(code, [text])
+            self._code, self._lines, self._size = code, [text], end - a
+            return None
+        self._size += end - a + 1
+        if self._size > self.max_reply or len(self._lines) >= self.max_reply_lines:
+            raise RemoteProtocolError("multi-line %d reply too large" % self._code, self._code)
+        if sep == 32 and self._code_at(a, end) == self._code:
+            self._lines.append(decode_text(buf[a + 4:end]))
+            lines, self._lines = self._lines, None
+            return self._reply(self._code, lines)
+        self._lines.append(decode_text(buf[a:end]))
+        return None
+
+    def _reply(self, code, lines):
+        """Match a complete reply to the oldest pending command and move the state."""
+        pending = self.pending
+        if not pending:
+            if code != 421:
+                raise RemoteProtocolError("unsolicited %d reply" % code, code)
+            self._fire(_BYE)  # RFC 959 5.4: 421 may come at any time, the server then closes
+            return Reply(code, lines, None, True)
+        verb = pending[0]
+        if code < 200:
+            self._fire(_PRELIM)
+            return Reply(code, lines, verb, False)
+        pending.pop(0)
+        if verb == "TYPE" and code >= 400:
+            self.transfer_type = None  # refused: the server's type is no longer known
+        if code == 421 or (verb == "QUIT" and code < 300) or (verb == "" and code >= 300):
+            self._fire(_BYE)
+        else:
+            self._fire(_NEXT if pending else _DONE)
+        return Reply(code, lines, verb, True)
