@@ -205,9 +205,10 @@ class FTPClient:
 
     def _report(self, op, code, text):
         """Finish op (success when text is None) and start the next one."""
-        self._op = None
+        if op is self._op:
+            self._op = None
+            self._close_data()
         op.done = True
-        self._close_data()
         if text is None:
             if self.on_success is not None:
                 self.on_success(op)

@@ -64,7 +64,11 @@ def main():
             super().handle_read()
             if not dropped["done"] and self.tot_bytes_received >= args.drop_after:
                 dropped["done"] = True
+                # what pyftpdlib answers when the link really breaks (see DTPHandler.handle_error)
+                self._resp = ("426 Transfer aborted; connection reset.", self.cmd_channel.log)
                 self.close()
+
+        handle_read_event = handle_read  # the base class aliases its own handle_read
 
     class Handler(FTPHandler):
         pass
