@@ -5,11 +5,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ulnet.errors import LocalProtocolError, RemoteProtocolError
-from ulnet.ftp import parse
-from ulnet.ftp.parse import (
-    decode_text, format_eprt, format_port, parse_epsv, parse_features, parse_mdtm,
-    parse_mlsd_line, parse_nlst_line, parse_pasv, parse_path, parse_size,
+from ulnet.ftp import listing, parse
+from ulnet.ftp.listing import (
+    format_eprt, format_port, parse_features, parse_mdtm, parse_mlsd_line, parse_nlst_line, parse_path,
 )
+from ulnet.ftp.parse import decode_text, parse_epsv, parse_pasv, parse_size
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -204,11 +204,11 @@ def test_parsers_under_micropython(micropython):
         ("parse_pasv", "(300,0,0,1,4,1)"),
         ("parse_mdtm", "20241301000000"),
     ]
-    code = "import json\nfrom ulnet.ftp import parse\nfrom ulnet.errors import ProtocolError\n"
+    code = "import json\nfrom ulnet.ftp import listing, parse\nfrom ulnet.errors import ProtocolError\n"
     code += "for name, arg in %r:\n" % (calls,)
     code += (
         "    try:\n"
-        "        fn = getattr(parse, name)\n"
+        "        fn = getattr(parse, name, None) or getattr(listing, name)\n"
         "        value = fn(*arg) if name.startswith('format') else fn(arg)\n"
         "    except ProtocolError as exc:\n"
         "        value = ['error', type(exc).__name__, exc.code]\n"
@@ -220,7 +220,7 @@ def test_parsers_under_micropython(micropython):
     import json
     expected = []
     for name, arg in calls:
-        fn = getattr(parse, name)
+        fn = getattr(parse, name, None) or getattr(listing, name)
         try:
             value = fn(*arg) if name.startswith("format") else fn(arg)
         except RemoteProtocolError as exc:

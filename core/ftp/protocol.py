@@ -43,31 +43,23 @@ MAX_LINE = 2048
 MAX_REPLY = 4096
 MAX_REPLY_LINES = 64
 
-# Argument rules of the command table. Private const()s: MicroPython keeps no global for them,
-# and every global costs heap on a board.
-_NO_ARG = const(0)    # the verb takes no argument
-_ARG = const(1)       # a non-empty argument is required
-_OPTIONAL = const(2)  # an argument may be given
-_SECRET = const(3)    # a possibly empty argument that never appears in any text (PASS, ACCT)
+# The commands this machine sends (RFC 959, 2389, 2428, 3659, 2640 OPTS), 5 characters each:
+# the verb padded to 4, then its argument rule: 0 none, 1 required, 2 optional, 3 secret (a
+# possibly empty argument that never appears in any text: PASS, ACCT). One string, because on a
+# board a 29-entry dict costs about 700 bytes of heap.
+COMMANDS = (
+    "USER1PASS3ACCT3TYPE1PASV0EPSV2PORT1EPRT1STOR1RETR1APPE1REST1SIZE1MDTM1LIST2NLST2MLSD2"
+    "CWD 1PWD 0MKD 1RMD 1DELE1RNFR1RNTO1FEAT0SYST0NOOP0QUIT0OPTS1"
+)
 
-# verb -> argument rule: the commands this machine sends (RFC 959, 2389, 2428, 3659, 2640 OPTS)
-COMMANDS = {
-    "USER": _ARG, "PASS": _SECRET, "ACCT": _SECRET, "TYPE": _ARG,
-    "PASV": _NO_ARG, "EPSV": _OPTIONAL, "PORT": _ARG, "EPRT": _ARG,
-    "STOR": _ARG, "RETR": _ARG, "APPE": _ARG, "REST": _ARG, "SIZE": _ARG, "MDTM": _ARG,
-    "LIST": _OPTIONAL, "NLST": _OPTIONAL, "MLSD": _OPTIONAL,
-    "CWD": _ARG, "PWD": _NO_ARG, "MKD": _ARG, "RMD": _ARG, "DELE": _ARG, "RNFR": _ARG,
-    "RNTO": _ARG, "FEAT": _NO_ARG, "SYST": _NO_ARG, "NOOP": _NO_ARG, "QUIT": _NO_ARG,
-    "OPTS": _ARG,
-}
-
-# States
-AWAIT_GREETING = "AWAIT_GREETING"  # connected; the server's 220 (maybe after 120) is awaited
-IDLE = "IDLE"                      # greeted; no command awaits its final reply
-BUSY = "BUSY"                      # commands await their final replies, oldest first
-CLOSING = "CLOSING"                # the server said it closes (421, or 221 to QUIT); EOF next
-CLOSED = "CLOSED"                  # end of stream reached and reported as ConnectionClosed
-ERROR = "ERROR"                    # sticky: a protocol error happened; every call raises
+# States (public, so callers can compare `proto.state`)
+AWAIT_GREETING = const(0)  # connected; the server's 220 (maybe after 120) is awaited
+IDLE = const(1)            # greeted; no command awaits its final reply
+BUSY = const(2)            # commands await their final replies, oldest first
+CLOSING = const(3)         # the server said it closes (421, or 221 to QUIT); EOF next
+CLOSED = const(4)          # end of stream reached and reported as ConnectionClosed
+ERROR = const(5)           # sticky: a protocol error happened; every call raises
+STATE_NAMES = ("AWAIT_GREETING", "IDLE", "BUSY", "CLOSING", "CLOSED", "ERROR")
 
 # Events of the transition table
 _SEND = const(0)    # the caller sent a command
@@ -77,15 +69,16 @@ _DONE = const(3)    # a final reply; no command is pending any more
 _BYE = const(4)     # a reply saying the server closes: 421, 221 to QUIT, a failed greeting
 _EOF = const(5)     # the end of the server's stream was reached
 
-_TRANSITIONS = {
-    AWAIT_GREETING: {_SEND: AWAIT_GREETING, _PRELIM: AWAIT_GREETING, _NEXT: BUSY, _DONE: IDLE,
-                     _BYE: CLOSING, _EOF: CLOSED},
-    IDLE: {_SEND: BUSY, _BYE: CLOSING, _EOF: CLOSED},
-    BUSY: {_SEND: BUSY, _PRELIM: BUSY, _NEXT: BUSY, _DONE: IDLE, _BYE: CLOSING, _EOF: CLOSED},
-    CLOSING: {_PRELIM: CLOSING, _NEXT: CLOSING, _DONE: CLOSING, _BYE: CLOSING, _EOF: CLOSED},
-    CLOSED: {_EOF: CLOSED},
-    ERROR: {},
-}
+# The transition table: one row of 6 per state (in state order), one column per event (in
+# event order); each cell is the new state's digit, "-" where the event is not allowed there.
+TRANSITIONS = (
+    "002134"  # AWAIT_GREETING
+    "2---34"  # IDLE
+    "222134"  # BUSY
+    "-33334"  # CLOSING
+    "-----4"  # CLOSED
+    "------"  # ERROR
+)
 
 # next_event() has nothing to return until more bytes arrive (compare with `is`; a str, so
 # the sentinel costs no class on a board)
@@ -105,10 +98,6 @@ class Reply:
         self.command = command
         self.final = final
 
-    def __eq__(self, other):
-        return (isinstance(other, Reply) and self.code == other.code and self.lines == other.lines
-                and self.command == other.command and self.final == other.final)
-
     def __repr__(self):
         return "Reply(%d, %r, %r, %r)" % (self.code, self.lines, self.command, self.final)
 
@@ -118,12 +107,6 @@ class ConnectionClosed:
 
     def __init__(self, pending):
         self.pending = pending
-
-    def __eq__(self, other):
-        return isinstance(other, ConnectionClosed) and self.pending == other.pending
-
-    def __repr__(self):
-        return "ConnectionClosed(%r)" % (self.pending,)
 
 
 def _arg_bytes(verb, rule, arg):
@@ -138,10 +121,10 @@ def _arg_bytes(verb, rule, arg):
     elif not isinstance(arg, (bytes, bytearray)):
         raise LocalProtocolError("bad argument for " + verb)
     if not arg:
-        if rule == _ARG:
+        if rule == "1":
             raise LocalProtocolError(verb + " needs an argument")
-        return b" " if rule == _SECRET else b""  # "PASS " for an empty password, as ftplib
-    if rule == _NO_ARG:
+        return b" " if rule == "3" else b""  # "PASS " for an empty password, as ftplib
+    if rule == "0":
         raise LocalProtocolError(verb + " takes no argument")
     # a CR or LF would end the command early and start another: command injection (RFC 959 4.1)
     if b"\r" in arg or b"\n" in arg or b"\0" in arg:
@@ -179,7 +162,7 @@ class FTPProtocol:
         self._error = None  # (class, message, code) of the error that ended the machine
 
     def __repr__(self):
-        return "<FTPProtocol %s pending=%r>" % (self.state, self.pending)
+        return "<FTPProtocol %s pending=%r>" % (STATE_NAMES[self.state], self.pending)
 
     def send(self, verb, arg=None):
         """Format a command, queue it for its final reply and return the bytes to write.
@@ -190,10 +173,13 @@ class FTPProtocol:
         """
         self._check()
         try:
-            if not isinstance(verb, str) or verb.upper() not in COMMANDS:
+            at = -1
+            if isinstance(verb, str) and 2 < len(verb) < 5:
+                at = COMMANDS.find((verb.upper() + " ")[:4])
+            if at < 0 or at % 5:
                 raise LocalProtocolError("unknown FTP command %r" % (verb,))
             verb = verb.upper()
-            data = _arg_bytes(verb, COMMANDS[verb], arg)
+            data = _arg_bytes(verb, COMMANDS[at + 4], arg)
             if verb == "SIZE" and self.transfer_type != "I":
                 raise LocalProtocolError("send TYPE I before SIZE")
             self._fire(_SEND)
@@ -255,12 +241,12 @@ class FTPProtocol:
 
     def _fire(self, event):
         """The one transition lookup; an event the table does not allow raises."""
-        new = _TRANSITIONS[self.state].get(event)
-        if new is None:
+        new = TRANSITIONS[self.state * 6 + event]
+        if new == "-":
             if event == _SEND:
-                raise LocalProtocolError("cannot send in state " + self.state)
-            raise RemoteProtocolError("event %d in state %s" % (event, self.state))
-        self.state = new
+                raise LocalProtocolError("cannot send in state " + STATE_NAMES[self.state])
+            raise RemoteProtocolError("event %d in state %s" % (event, STATE_NAMES[self.state]))
+        self.state = ord(new) - 48
 
     def _check(self):
         if self._error is not None:

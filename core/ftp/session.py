@@ -1,0 +1,306 @@
+"""FTPSession: the event-driven FTP engine (control + data connections over one eventer) and the
+operations a device needs: connect, put, size, delete, rename, quit. FTPClient (client.py) adds
+the rest of lNet's TLFTPClient; a board with a 32 KB heap uses FTPSession alone.
+
+Rules:
+- Every call queues an operation at once and returns it (`op.name`, `op.args`, `op.done`,
+  `op.error`, `op.result`); each reports exactly once, through on_success(op) or
+  on_failure(op, code, text), in queue order. `code` is the server's reply code, or None for a
+  local or transport failure.
+- One command in flight at a time: a reply always belongs to the command just sent, so a failed
+  transfer can never shift later replies onto the wrong commands.
+- Operations are generators (ops.py, extra.py). A transfer is complete only when both the data
+  stream ended and the final reply arrived, in either order.
+- Passive by default (EPSV, then PASV); the data connection goes to the control connection's
+  peer, whatever address PASV names, unless `trust_pasv_address` (this blocks FTP bounce).
+- Deadlines: connect, each reply, an idle data connection; a NOOP keeps an idle link alive.
+  Losing the control connection fails the running and every queued operation, once each.
+- Uploads read the file into one preallocated buffer: nothing is allocated per chunk.
+- The password lives only inside the connect operation's generator: never in `op.args`, a
+  repr, a log line or an error text.
+- Heap is scarce on a board: few methods here; downloads, listings and active mode live in
+  extra.py, which loads on first use, and their entry points in client.py.
+"""
+
+from ulnet.ftp.ops import FTPError, Op, login, simple, upload  # noqa: F401 (FTPError re-exported)
+from ulnet.ftp.parse import parse_epsv, parse_pasv
+from ulnet.ftp.protocol import NEED_DATA, FTPProtocol
+from ulnet.tcp import TCP
+
+
+
+class FTPSession:
+    # policy knobs (override per object, or in a subclass as umqtt.robust does)
+    connect_timeout_ms = 15000
+    reply_timeout_ms = 30000
+    data_idle_ms = 30000
+    keepalive_ms = 60000
+    passive = True
+    trust_pasv_address = False
+    listing_limit = 1 << 20  # bytes a listing may take in memory (a board sets it lower)
+
+    def __init__(self, eventer):
+        self.eventer = eventer
+        self.on_success = self.on_failure = self.on_progress = None
+        self._queue = []
+        self._op = self._proto = self._dsock = self._xfer = self._final = None
+        # _starting: inside _start_next; _keepalive: a NOOP of ours is in flight
+        self._starting = self._keepalive = self._logged_in = False
+        self._epsv = True
+        self._ctl = ctl = TCP(eventer)
+        ctl.on_receive = self._ctl_receive
+        ctl.on_disconnect = ctl.on_error = self._ctl_lost
+        self._dt = dt = TCP(eventer)
+        dt.on_connect = self._data_up
+        dt.on_can_send = self._data_can_send
+        dt.on_receive = self._data_in
+        dt.on_disconnect = dt.on_error = self._data_end
+        self._timer = eventer.call_later(0, self._deadline)
+        self._timer.cancel()
+        # one chunk buffer for the client's life: uploads read into it, downloads receive into it
+        self.buf = bytearray(eventer.port.RECV_SIZE)
+
+    def __repr__(self):
+        peer = self._ctl.sockets[0] if self._ctl.sockets else "not connected"
+        return "<%s %s>" % (type(self).__name__, peer)
+
+    # -- operations ------------------------------------------------------------------------
+
+    def connect(self, host, port=21, user="anonymous", password=""):
+        """Open the session: greeting, USER, PASS. Queue other operations right after it."""
+        op = Op("connect", (host, port, user))
+        return self._add(op, login(self, op, host, port, user, password))
+
+    def put(self, local, remote=None, atomic=True, resume=True):
+        """Upload a local file; op.result is the number of bytes sent this time."""
+        op = Op("put", (local, remote or local.rsplit("/", 1)[-1], atomic, resume))
+        return self._add(op, upload(self, op, *op.args))
+
+    def size(self, name):
+        return self._simple("size", "SIZE", name)
+
+    def delete(self, name):
+        return self._simple("delete", "DELE", name)
+
+    def rename(self, old, new):
+        return self._simple("rename", "RNFR", old, new)
+
+    def quit(self):
+        return self._simple("quit", "QUIT")
+
+    @property
+    def connected(self):
+        return self._logged_in
+
+    @property
+    def idle(self):
+        """True when no operation is running or queued."""
+        return self._op is None and not self._queue
+
+    def _simple(self, name, verb, arg=None, arg2=None):
+        op = Op(name, tuple(a for a in (arg, arg2) if a is not None))
+        return self._add(op, simple(self, op, verb, arg, arg2))
+
+    # -- the queue ---------------------------------------------------------------------------
+
+    def _add(self, op, program):
+        op.program = program
+        for arg in op.args:
+            # a CR or LF in a name would smuggle a second command onto the control connection
+            if isinstance(arg, str) and ("\r" in arg or "\n" in arg or "\0" in arg):
+                program.close()
+                self._report(op, None, "CR, LF or NUL in an argument")
+                return op
+        self._queue.append(op)
+        self._run()
+        return op
+
+    def _run(self):
+        """Start queued operations while none is running (not re-entered: an operation that
+        finishes at once returns here and the loop takes the next)."""
+        if self._starting:
+            return
+        self._starting = True
+        try:
+            while self._op is None and self._queue:
+                op = self._queue.pop(0)
+                if op.name != "connect" and not self._logged_in:
+                    op.program.close()
+                    self._report(op, None, "not connected")
+                else:
+                    self._op = op
+                    self._step(None)
+        finally:
+            self._starting = False
+
+    def _step(self, reply, error=None):
+        """Resume the running operation with a reply (None to start it), or throw a local
+        failure into it; then send what it asks for next."""
+        op = self._op
+        try:
+            if error is None:
+                verb, arg = op.program.send(reply)
+            else:
+                verb, arg = op.program.throw(FTPError(None, error, op.name))
+        except StopIteration:
+            return self._report(op, None, None)
+        except Exception as exc:  # FTPError, a reply the parsers refuse, an OSError
+            return self._report(op, getattr(exc, "code", None), getattr(exc, "text", None) or str(exc))
+        if verb is None:
+            # the data connect has its own deadline; its failure fails only this operation
+            self._dsock = self._dt.connect(arg[0], arg[1], self.connect_timeout_ms)
+        elif verb == "":
+            self._timer.restart(self.connect_timeout_ms + self.reply_timeout_ms)  # the greeting
+        else:
+            self._command(verb, arg)
+
+    def _report(self, op, code, text):
+        """Finish op (success when text is None) and start the next one."""
+        if op is self._op:
+            self._op = self._xfer = self._final = None
+            for sock in self._dt.sockets[:] + self._dt.listeners[:]:
+                sock.disconnect()
+            self._dsock = None
+        op.done = True
+        if text is None:
+            if self.on_success is not None:
+                self.on_success(op)
+        else:
+            op.error = FTPError(code, text, op.name)
+            if self.on_failure is not None:
+                self.on_failure(op, code, text)
+        if self._logged_in:
+            self._timer.restart(self.keepalive_ms)
+        self._run()
+
+    def _fatal(self, text):
+        """The control connection is gone: fail the running and every queued operation."""
+        self._hangup()
+        ops = ([self._op] if self._op else []) + self._queue
+        self._queue = []
+        for op in ops:
+            op.program.close()
+            self._report(op, None, text)
+
+    # -- control connection -------------------------------------------------------------------
+
+    def _open_control(self, host, port):
+        self._hangup()
+        self._proto = FTPProtocol()
+        self._epsv = True
+        self._ctl.connect(host, port, self.connect_timeout_ms)
+
+    def _hangup(self):
+        """Close the control connection quietly (after QUIT, a failed login, a fatal error)."""
+        self._logged_in = self._keepalive = False
+        self._proto = None
+        self._timer.cancel()
+        for sock in self._ctl.sockets[:]:
+            sock.disconnect()
+
+    def _command(self, verb, arg):
+        data = self._proto.send(verb, arg)
+        self._timer.restart(self.reply_timeout_ms)
+        # a command is far smaller than any socket buffer
+        if self._ctl.sockets[0].send(data) != len(data):
+            self._fatal("control connection cannot take a %d-byte command" % len(data))
+
+    def _ctl_receive(self, sock):
+        proto = self._proto
+        if proto is None:
+            sock.get()
+            return
+        try:
+            proto.receive_data(sock.get())
+            while self._proto is proto:
+                reply = proto.next_event()
+                if reply is NEED_DATA:
+                    return
+                if not hasattr(reply, "code"):  # ConnectionClosed
+                    return self._fatal("server closed the control connection")
+                self._reply(reply)
+        except Exception as exc:  # a hostile or broken server: RemoteProtocolError and kin
+            self._fatal(str(exc))
+
+    def _ctl_lost(self, sock, error=None):
+        if self._proto is not None or self._op is not None:
+            self._fatal(str(error) if error else "server closed the control connection")
+
+    def _reply(self, reply):
+        xfer = self._xfer
+        if not reply.final:
+            if xfer is not None:
+                xfer.started(self)  # the 150: data may flow
+            self._timer.restart(self.reply_timeout_ms)
+        elif reply.code == 421:
+            self._fatal("%d %s" % (reply.code, reply.text))
+        elif reply.command == "NOOP" and self._keepalive:
+            self._keepalive = False
+            if self._op is None:
+                self._timer.restart(self.keepalive_ms)
+        elif xfer is not None and reply.code < 400 and not xfer.finished:
+            self._final = reply  # held until the data half is done too
+            self._timer.restart(self.data_idle_ms)
+            if not xfer.active:
+                xfer.started(self)  # a server that skipped its 150
+        else:
+            self._timer.cancel()
+            self._step(reply)
+
+    def _deadline(self):
+        if self._op is None and self._logged_in and not self._keepalive:
+            self._keepalive = True
+            self._command("NOOP", None)  # keep-alive on an idle control link
+        elif self._xfer is not None and not self._xfer.finished:
+            self._xfer.stop(self, "data connection idle for %d ms" % self.data_idle_ms)
+        elif self._op is not None or self._proto is not None:
+            self._fatal("no reply from the server within %d ms" % self.reply_timeout_ms)
+
+    # -- data connection ----------------------------------------------------------------------
+
+    def _data_up(self, sock):
+        self._step(None)
+
+    def _data_can_send(self, sock):
+        if self._xfer is not None:
+            self._xfer.pump(self, sock)
+
+    def _data_in(self, sock):
+        if self._xfer is not None:
+            self._xfer.receive(self, sock)
+        else:
+            sock.get()
+
+    def _data_end(self, sock, error=None):
+        if sock is not self._dsock:
+            return
+        xfer = self._xfer
+        if xfer is None:
+            if self._op is not None:
+                self._step(None, str(error or "data connection closed"))  # e.g. connect refused
+        elif error is not None or xfer.up:
+            xfer.stop(self, str(error or "the server closed the data connection after %d bytes" % xfer.done))
+        else:
+            xfer.stop(self, None)  # a download's end of stream
+
+    def _progress(self, xfer):
+        self._timer.restart(self.data_idle_ms)
+        if self.on_progress is not None:
+            self.on_progress(xfer.op, xfer.done, xfer.total)
+
+    def _transfer_done(self):
+        """The data half of a transfer is over: resume with the final reply if it is in."""
+        reply, self._final = self._final, None
+        if reply is not None:
+            self._timer.cancel()
+            self._step(reply)
+        else:
+            self._timer.restart(self.reply_timeout_ms)
+
+    def _passive_address(self, reply, epsv):
+        """Where to connect for a 229/227 reply: always the control peer, unless trusted."""
+        peer = self._ctl.sockets[0].peer_address
+        if epsv:
+            return peer, parse_epsv(reply.text)
+        host, port = parse_pasv(reply.text)
+        return (host if self.trust_pasv_address else peer), port
