@@ -14,32 +14,35 @@ Rules (shared by every port, never special-cased per port):
 - End of stream is seen by a read returning 0 bytes, so every earlier byte was offered first;
   it is reported once, through on_disconnect, after the current dispatch. Transport errors are
   reported once through on_error and close the socket. Nothing is reported after a close.
-- Hot paths (_hint, send, recv_into) allocate nothing on MicroPython. Few methods: on a board
-  each function costs about 100 bytes of heap.
+- Hot paths (_hint, send, recv_into) allocate nothing on MicroPython. Few methods and few
+  attribute names: on a board each costs heap (about 100 and 30 bytes).
+
+States (`state`, a str): "connecting" (connect() issued, outcome not known yet), "connected"
+(data may flow), "listening" (a TCP listener or a bound UDP socket), "closing" (closed during a
+round; the OS handle goes at the end of the round), "closed" (gone; calls return 0).
 """
 
 import errno
 
 from ulnet.errors import TimeoutError, endpoint, net_error
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(value):
+        return value
+
 # readiness flags: the poll(2)/epoll bit values, which MicroPython's select uses too
-READ = 1
-WRITE = 4
-ERROR = 8
-HANGUP = 16
-# an error or hang-up reads as "readable": the read itself surfaces what happened
-READABLE = READ | ERROR | HANGUP
-
-CONNECTING = "connecting"  # connect() issued, outcome not known yet
-CONNECTED = "connected"  # data may flow
-LISTENING = "listening"  # a TCP listener or a bound UDP socket
-CLOSING = "closing"  # closed during a round; the OS handle goes at the end of the round
-CLOSED = "closed"  # gone; every call returns 0 or does nothing
-
-# connect() answers that mean "under way" (EAGAIN: lwIP boards)
-_IN_PROGRESS = (0, errno.EINPROGRESS, errno.EAGAIN)
+READ = const(1)
+WRITE = const(4)
+# READ | ERROR (8) | HANGUP (16): an error or hang-up reads as "readable", the read surfaces it
+_READABLE = const(25)
 # on_receive calls per read hint at most, so one busy socket cannot starve a round
-DRAIN_MAX = 64
+_DRAIN_MAX = const(64)
+# what the last read saw (_read): nothing yet, data (a full read), short (nothing more now)
+_NONE = const(0)
+_GOT = const(1)
+_SHORT = const(2)
 
 
 class Socket:
@@ -51,19 +54,17 @@ class Socket:
 
     def __init__(self, conn, raw, state):
         self._conn = conn
-        self._eventer = conn.eventer
         self._port = conn.eventer.port
         self._raw = raw
         self.state = state
-        self.user_data = None
-        self.local_address = self.local_port = None
+        self.user_data = self.local_address = self.local_port = None
         self.peer_address = self.peer_port = None
+        # _eof: a read saw end of stream; _queued: waiting in the eventer's pending list
         self._want_write = self._eof = self._queued = False
-        # set by reads: the last one came up short (nothing more now) / returned data
-        self._drained = self._got = False
+        self._read = _NONE
         self._error = self._timer = None
-        # connect only: addresses still to try, the one being tried, the name asked for
-        self._addrs = self._sockaddr = self._host = None
+        # connect only: resolved (family, sockaddr) pairs, the first is the one being tried
+        self._addrs = None
 
     def __repr__(self):
         if self.peer_address:
@@ -74,7 +75,7 @@ class Socket:
 
     def send(self, data, off=0, n=-1):
         """Send data[off:off+n]; returns the bytes the OS took (less: wait for on_can_send)."""
-        if self.state != CONNECTED:
+        if self.state != "connected":
             # before the connect completes: on_can_send follows on_connect, nothing is lost
             return 0
         if n < 0:
@@ -93,51 +94,45 @@ class Socket:
                 off += sent
                 n -= sent
         except OSError as exc:
-            self._fail_io(exc, "send to")
+            self._later(net_error(exc, "send to", self.peer_address, self.peer_port))
         return total
 
     def recv_into(self, buf, n=0):
         """Read up to n (default len(buf)) bytes into buf; 0 means nothing now."""
-        if self.state != CONNECTED:
+        if self.state != "connected":
             return 0
         if n <= 0:
             n = len(buf)
         try:
             got = self._port.recv_into(self._raw, buf, n) if n else None
         except OSError as exc:
-            self._fail_io(exc, "receive from")
+            self._later(net_error(exc, "receive from", self.peer_address, self.peer_port))
             return 0
         if not got:
-            self._drained = True
+            self._read = _SHORT
             if got == 0:
-                self._eof = True
-                self._queue_settle()
+                self._later(None)
             return 0
-        self._got = True
-        if got < n:
-            self._drained = True
+        self._read = _SHORT if got < n else _GOT
         return got
 
     def get(self, n=0):
         """Read up to n bytes (default: the port's RECV_SIZE); b"" means nothing now."""
-        if self.state != CONNECTED:
+        if self.state != "connected":
             return b""
         n = n or self._port.RECV_SIZE
         try:
             data = self._port.recv(self._raw, n)
         except OSError as exc:
-            self._fail_io(exc, "receive from")
+            self._later(net_error(exc, "receive from", self.peer_address, self.peer_port))
             return b""
         if not data:
-            self._drained = True
+            self._read = _SHORT
             if data is None:
                 return b""
-            self._eof = True
-            self._queue_settle()
+            self._later(None)
             return data
-        self._got = True
-        if len(data) < n:
-            self._drained = True
+        self._read = _SHORT if len(data) < n else _GOT
         return data
 
     def disconnect(self):
@@ -152,15 +147,15 @@ class Socket:
         conn = self._conn
         try:
             state = self.state
-            if state == CONNECTING:
-                self._check_connect(flags)
+            if state == "connecting":
+                self._check_connect()
                 if not self.drain_on_hint:
                     return
                 state = self.state
-            if state == LISTENING:
+            if state == "listening":
                 conn._ready(self)
                 return
-            if state != CONNECTED:
+            if state != "connected":
                 return
             if flags & WRITE and self._want_write:
                 self._want_write = False
@@ -168,7 +163,7 @@ class Socket:
                 if conn.on_can_send is not None:
                     conn.iterator = self
                     conn.on_can_send(self)
-            if not flags & READABLE:
+            if not flags & _READABLE:
                 return
             callback = conn.on_receive
             if callback is None:
@@ -179,12 +174,12 @@ class Socket:
                 return
             conn.iterator = self
             # drain on hint: again while the handler reads and its reads come back full
-            for _ in range(DRAIN_MAX if self.drain_on_hint else 1):
-                if self.state != CONNECTED:
+            for _ in range(_DRAIN_MAX if self.drain_on_hint else 1):
+                if self.state != "connected":
                     return
-                self._drained = self._got = False
+                self._read = _NONE
                 callback(self)
-                if self._drained or not self._got:
+                if self._read != _GOT:
                     return
         except Exception as exc:
             conn._handler_failed(exc)
@@ -194,38 +189,39 @@ class Socket:
     def _try_next(self, code):
         """Connect to the next resolved address; fail with the last error when none is left."""
         port = self._port
-        while self._addrs:
-            family, sockaddr = self._addrs.pop(0)
-            raw = port.open(family, port.STREAM)
-            code = port.connect(raw, sockaddr)
-            if code in _IN_PROGRESS:
-                # even an immediate success waits for its hint: on_connect always comes from
-                # the loop, never from inside connect()
+        addrs = self._addrs
+        while addrs:
+            raw = port.open(addrs[0][0], port.STREAM)
+            code = port.connect(raw, addrs[0][1])
+            # 0, or "under way" (EAGAIN: lwIP boards). Even an immediate success waits for
+            # its hint: on_connect always comes from the loop, never from inside connect()
+            if code == 0 or code == errno.EINPROGRESS or code == errno.EAGAIN:
                 self._raw = raw
-                self._sockaddr = sockaddr
                 port.register(raw, self, READ | WRITE)
                 return
             port.close_socket(raw)
-        self._fail(net_error(code, "connect to", self._host, self.peer_port))
+            addrs.pop(0)
+        self._later(net_error(code, "connect to", self.peer_address, self.peer_port))
 
-    def _check_connect(self, flags):
+    def _check_connect(self):
         port = self._port
-        code = port.connect_result(self._raw, flags)
+        code = port.connect_result(self._raw)
         if code is None:
             return
         if code:
             port.unregister(self._raw)
             port.close_socket(self._raw)
             self._raw = None
+            self._addrs.pop(0)
             self._try_next(code)
             return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.state = CONNECTED
-        self.peer_address, self.peer_port = port.address(self._sockaddr)
+        self.state = "connected"
+        self.peer_address, self.peer_port = port.address(self._addrs[0][1])
         self.local_address, self.local_port = port.local(self._raw)
-        self._addrs = self._sockaddr = None
+        self._addrs = None
         port.modify(self._raw, self, READ)
         conn = self._conn
         conn.iterator = self
@@ -233,34 +229,33 @@ class Socket:
             conn.on_connect(self)
         # the first on_can_send comes right after on_connect, whatever send() did before
         self._want_write = False
-        if self.state == CONNECTED and conn.on_can_send is not None:
+        if self.state == "connected" and conn.on_can_send is not None:
             conn.on_can_send(self)
 
     def _connect_timeout(self):
         self._timer = None
-        if self.state == CONNECTING:
-            self._fail(TimeoutError("connect to %s: timed out" % endpoint(self._host, self.peer_port)))
+        if self.state == "connecting":
+            where = endpoint(self.peer_address, self.peer_port)
+            self._later(TimeoutError("connect to %s: timed out" % where))
 
-    # -- failure, end of stream, close --------------------------------------------------------
+    # -- reports and close ----------------------------------------------------------------------
 
-    def _fail_io(self, exc, action):
-        self._fail(net_error(exc, action, self.peer_address, self.peer_port))
-
-    def _fail(self, error):
-        """A transport failure: close now, report once through on_error after dispatch."""
-        if self.state == CLOSED or self.state == CLOSING:
+    def _later(self, error):
+        """Queue a report for after this round's dispatch: a transport failure (the socket
+        closes now, on_error once), or with None the end of stream (on_disconnect once)."""
+        if error is None:
+            self._eof = True
+        elif self.state == "closed" or self.state == "closing":
             return
-        self._error = error
-        self._close()
-        self._queue_settle()
-
-    def _queue_settle(self):
+        else:
+            self._error = error
+            self._close()
         if not self._queued:
             self._queued = True
-            self._eventer._pending.append(self)
+            self._conn.eventer._pending.append(self)
 
     def _settle(self):
-        """Deliver the queued report (error or end of stream), once."""
+        """Deliver the queued report, once."""
         self._queued = False
         conn = self._conn
         error = self._error
@@ -270,7 +265,7 @@ class Socket:
                 conn.iterator = self
                 if conn.on_error is not None:
                     conn.on_error(self, error)
-            elif self._eof and self.state == CONNECTED:
+            elif self._eof and self.state == "connected":
                 self._close()
                 conn.iterator = self
                 if conn.on_disconnect is not None:
@@ -279,18 +274,19 @@ class Socket:
             conn._handler_failed(exc)
 
     def _close(self):
-        if self.state == CLOSED or self.state == CLOSING:
+        """Close now, or at the end of the round if one is running (so the OS cannot hand this
+        handle to a new socket while the round still holds events for it)."""
+        if self.state == "closed" or self.state == "closing":
             return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.state = CLOSING
-        if self._eventer._in_round:
-            # closed for real at the end of the round, so the OS cannot hand this handle to a
-            # new socket while the round still holds events for it
-            self._eventer._closing.append(self)
-        else:
-            self._close_now()
+        self.state = "closing"
+        eventer = self._conn.eventer
+        if eventer._in_round:
+            eventer._closing.append(self)
+            return
+        self._close_now()
 
     def _close_now(self):
         raw = self._raw
@@ -298,5 +294,5 @@ class Socket:
             self._raw = None
             self._port.unregister(raw)
             self._port.close_socket(raw)
-        self.state = CLOSED
+        self.state = "closed"
         self._conn._forget(self)

@@ -1,18 +1,67 @@
-"""TCP: lNet's TLTcp. Outgoing connects, listeners and accepted sockets in one object.
+"""TCP: lNet's TLTcp (outgoing connects, listeners and accepted sockets in one object), and
+Connection, what TCP and UDP share (lNet's TLConnection).
 
-Rules: connect() never reports from inside itself (errors and on_connect come from the loop);
+Rules: callbacks are plain attributes set to a callable or None; `iterator` is the socket whose
+event is being delivered (lNet's Iterator), the default for calls that take `sock=None`.
+connect() never reports from inside itself (errors and on_connect come from the loop);
 listen() fails at once with NetError (a local problem the caller must see now); a listener at
 max_connections accepts and closes extra clients so the kernel backlog does not hold them and
-memory does not grow.
+memory does not grow. A callback that raises goes to on_error, or is printed; never re-raised.
 """
 
-from ulnet.connection import Connection
 from ulnet.errors import net_error
-from ulnet.socket import CONNECTED, CONNECTING, LISTENING, READ, Socket
+from ulnet.eventer import report_exception
+from ulnet.socket import READ, Socket
 
 # accepts per listener hint: a burst is taken in one round, but one listener cannot starve the
 # rest of the round (a level-triggered port reports the rest again, Winsock re-posts FD_ACCEPT)
 ACCEPT_BATCH = 16
+
+
+class Connection:
+    def __init__(self, eventer):
+        self.eventer = eventer
+        # accepted and connected sockets (TCP) or the bound socket (UDP); listening sockets
+        self.sockets = []
+        self.listeners = []
+        self.iterator = self.on_connect = self.on_accept = self.on_receive = None
+        self.on_can_send = self.on_error = self.on_disconnect = None
+        self._buf = None
+
+    def _handler_failed(self, exc):
+        """A callback raised: hand it to on_error with the socket it concerned."""
+        if self.on_error is not None:
+            try:
+                self.on_error(self.iterator, exc)
+                return
+            except Exception as again:
+                exc = again
+        report_exception(exc)
+
+    def _scratch(self):
+        """A buffer for reads nobody asked for, allocated once per connection."""
+        if self._buf is None:
+            self._buf = bytearray(min(self.eventer.port.RECV_SIZE, 4096))
+        return self._buf
+
+    def _forget(self, sock):
+        for group in (self.sockets, self.listeners):
+            if sock in group:
+                group.remove(sock)
+        if self.iterator is sock:
+            self.iterator = None
+
+    def _default(self, sock):
+        if sock is None:
+            sock = self.iterator or (self.sockets[0] if self.sockets else None)
+            if sock is None:
+                raise ValueError("no socket: connect, listen or accept first")
+        return sock
+
+    def disconnect(self, sock=None):
+        """Close one socket, or with no argument every socket and listener of this object."""
+        for sock in [sock] if sock is not None else self.sockets + self.listeners:
+            sock.disconnect()
 
 
 class TCP(Connection):
@@ -23,14 +72,14 @@ class TCP(Connection):
     def connect(self, host, port, timeout_ms=None):
         """Start connecting; returns the Socket. Outcome: on_connect or on_error, once."""
         eventer = self.eventer
-        sock = Socket(self, None, CONNECTING)
-        sock._host = sock.peer_address = host
+        sock = Socket(self, None, "connecting")
+        sock.peer_address = host  # the name until the connect completes, then the address
         sock.peer_port = port
         self.sockets.append(sock)
         try:
             sock._addrs = eventer.port.resolve(host, port, eventer.port.STREAM)
         except OSError as exc:
-            sock._fail(net_error(exc, "resolve", host, port))
+            sock._later(net_error(exc, "resolve", host, port))
             return sock
         if timeout_ms:
             sock._timer = eventer.call_later(timeout_ms, sock._connect_timeout)
@@ -50,7 +99,7 @@ class TCP(Connection):
         except OSError as exc:
             p.close_socket(raw)
             raise net_error(exc, "listen on", host, port)
-        sock = Socket(self, raw, LISTENING)
+        sock = Socket(self, raw, "listening")
         sock.local_address, sock.local_port = bound
         p.register(raw, sock, READ)
         self.listeners.append(sock)
@@ -82,7 +131,7 @@ class TCP(Connection):
             if limit is not None and len(self.sockets) >= limit:
                 p.close_socket(raw)
                 continue
-            sock = Socket(self, raw, CONNECTED)
+            sock = Socket(self, raw, "connected")
             sock.peer_address, sock.peer_port = p.address(sockaddr)
             local = p.local(raw)
             if local[0] is None:

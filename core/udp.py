@@ -5,9 +5,9 @@ returns 0 with the sender's address); "nothing now" is (0, None). send_to raises
 once (a datagram either left or did not).
 """
 
-from ulnet.connection import Connection
 from ulnet.errors import net_error
-from ulnet.socket import LISTENING, READ, Socket
+from ulnet.socket import READ, Socket
+from ulnet.tcp import Connection
 
 
 class UDP(Connection):
@@ -68,7 +68,7 @@ class UDP(Connection):
     def _open(self, family, sockaddr, host, port):
         p = self.eventer.port
         raw = p.open(family, p.DGRAM)
-        sock = Socket(self, raw, LISTENING)
+        sock = Socket(self, raw, "listening")
         try:
             if sockaddr is not None:
                 sock.local_address, sock.local_port = p.bind(raw, sockaddr)

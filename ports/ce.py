@@ -109,8 +109,8 @@ class Port(DesktopPort):
         self._kinds[raw.fileno()] = "connecting"
         return super().connect(raw, sockaddr)
 
-    def connect_result(self, raw, flags):
-        code = super().connect_result(raw, flags)
+    def connect_result(self, raw):
+        code = super().connect_result(raw)
         if code is None:
             # the emulated stack already collected SO_ERROR for its FD_CONNECT message
             known = self.source.connect_error(raw)

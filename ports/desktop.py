@@ -104,7 +104,7 @@ class DesktopPort:
     def connect(self, raw, sockaddr):
         return raw.connect_ex(sockaddr)
 
-    def connect_result(self, raw, flags):
+    def connect_result(self, raw):
         code = raw.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if code:
             return code

@@ -19,16 +19,6 @@ import select
 import socket
 import time
 
-READ = select.POLLIN
-WRITE = select.POLLOUT
-ERROR = select.POLLERR
-HANGUP = select.POLLHUP
-
-# listen(port=0) picks a port itself: there is no getsockname to ask the OS which one it chose
-_EPHEMERAL_FIRST = 49152
-_EPHEMERAL_COUNT = 16384
-_BIND_TRIES = 32
-
 
 class Port:
     STREAM = socket.SOCK_STREAM
@@ -43,9 +33,9 @@ class Port:
     def __init__(self):
         self._poll = select.poll()
         self._map = {}
-        # one scratch buffer for get(): read into it, copy out only what arrived
-        self._scratch = bytearray(self.RECV_SIZE)
-        self._view = memoryview(self._scratch)
+        # get() reads into this, then copies out only what arrived; control replies are short,
+        # and a longer read just takes more rounds of on_receive
+        self._scratch = memoryview(bytearray(256))
 
     # -- readiness --------------------------------------------------------------------------
 
@@ -83,9 +73,8 @@ class Port:
     def resolve(self, host, port, kind):
         found = []
         for info in socket.getaddrinfo(host, port, 0, kind):
-            entry = (info[0], info[-1])
-            if entry not in found:
-                found.append(entry)
+            if (info[0], info[-1]) not in found:
+                found.append((info[0], info[-1]))
         return found
 
     def open(self, family, kind):
@@ -100,15 +89,13 @@ class Port:
             return exc.errno
         return 0
 
-    def connect_result(self, raw, flags):
+    def connect_result(self, raw):
         try:
             raw.send(b"")
         except OSError as exc:
             if exc.errno == errno.EAGAIN or exc.errno == errno.EINPROGRESS:
                 return None
             return exc.errno
-        if flags & (ERROR | HANGUP):
-            return errno.ECONNREFUSED
         return 0
 
     def listen(self, raw, sockaddr, backlog):
@@ -118,21 +105,20 @@ class Port:
         return bound
 
     def bind(self, raw, sockaddr):
+        """Bind; port 0 picks a free port itself, as there is no getsockname to ask the OS."""
         host, port = self.address(sockaddr)
-        if port:
-            raw.bind(sockaddr)
-            return host, port
-        import random
-
-        for _ in range(_BIND_TRIES):
-            port = _EPHEMERAL_FIRST + random.getrandbits(14) % _EPHEMERAL_COUNT
+        tries = 0 if port else 32
+        while tries:
+            port = 49152 + int.from_bytes(__import__("os").urandom(2), "little") % 16384
             try:
                 raw.bind(socket.getaddrinfo(host, port)[0][-1])
                 return host, port
             except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
+                tries -= 1
+                if exc.errno != errno.EADDRINUSE or not tries:
                     raise
-        raise OSError(errno.EADDRINUSE)
+        raw.bind(sockaddr)
+        return host, port
 
     def accept(self, raw):
         try:
@@ -158,12 +144,9 @@ class Port:
         return raw.readinto(buf, n)
 
     def recv(self, raw, n):
-        if n > len(self._scratch):
-            n = len(self._scratch)
-        got = raw.readinto(self._scratch, n)
-        if got is None:
-            return None
-        return bytes(self._view[:got])
+        scratch = self._scratch
+        got = raw.readinto(scratch, min(n, len(scratch)))
+        return None if got is None else bytes(scratch[:got])
 
     def send(self, raw, data, off, n):
         return raw.write(data, off, n)
@@ -175,9 +158,8 @@ class Port:
             if exc.errno == errno.EAGAIN:
                 return None
             raise
-        n = len(data)
-        buf[:n] = data
-        return n, sockaddr
+        buf[:len(data)] = data
+        return len(data), sockaddr
 
     def sendto(self, raw, data, sockaddr):
         try:

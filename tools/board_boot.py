@@ -13,6 +13,9 @@ and MARKER is the last thing it prints, so the supervisor knows that the REPL ba
 - `machine.reset()` exists (the unix port lacks it) and exits with RESET_CODE, which the
   supervisor treats as a hard reset.
 - boot.py runs always, main.py only when MODE is "friendly", as on a board after a soft reset.
+- A ROMFS partition (ULNET_ROMFS="address:size", set by the launcher from FLASH/.romfs) is
+  mounted at /rom with /rom and /rom/lib ahead of /lib on sys.path, as MicroPython 1.25+
+  boards with a ROMFS partition do; its .mpy files execute in place, outside the heap.
 """
 
 import vfs
@@ -73,6 +76,16 @@ def _board():
     vfs.mount(_Flash(flash, flash_size), "/")
     os.chdir("/")
     sys.path[:] = ["", ".frozen", "/lib"]
+    rom = os.getenv("ULNET_ROMFS")
+    if rom:
+        import uctypes
+
+        address, size = rom.split(":")
+        try:
+            vfs.mount(vfs.VfsRom(uctypes.bytearray_at(int(address), int(size))), "/rom")
+            sys.path[2:2] = ["/rom", "/rom/lib"]
+        except Exception as e:  # a broken image: boot without it, as a board would
+            sys.print_exception(e)
     _machine(reset_code)
     return ("boot.py", "main.py") if mode == "friendly" else ("boot.py",)
 

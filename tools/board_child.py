@@ -33,11 +33,22 @@ EXIT_DEADLINE_S = 5
 CTRL_C = 0x03
 ENTER_RAW = b"\x01"
 BOOT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "board_boot.py")
-# run the unix port through its CPython extension, keeping its exit code
-LAUNCH = (
-    "import sys, micropython_unix;"
-    "sys.exit(micropython_unix.run_main(['micropython'] + sys.argv[1:]))"
-)
+# run the unix port through its CPython extension, keeping its exit code. A ROMFS image in the
+# flash folder (FLASH/.romfs, what `ulnet deploy --romfs` writes) is first loaded into memory
+# outside MicroPython's heap, as a board's ROMFS partition sits in flash; board_boot.py mounts
+# it at /rom, and .mpy files there run in place without being copied into the heap.
+LAUNCH = """
+import ctypes, os, sys, micropython_unix
+try:
+    with open(os.path.join(os.environ['ULNET_FLASH'], '.romfs'), 'rb') as f:
+        image = f.read()
+except OSError:
+    image = b''
+if image:
+    rom = ctypes.create_string_buffer(image, len(image))
+    os.environ['ULNET_ROMFS'] = '%d:%d' % (ctypes.addressof(rom), len(image))
+sys.exit(micropython_unix.run_main(['micropython'] + sys.argv[1:]))
+"""
 PR_SET_PDEATHSIG = 1
 
 BOOTING, BANNER, RUNNING, STOPPED = "booting", "banner", "running", "stopped"
@@ -93,7 +104,7 @@ class Child:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCH] + args + [str(RESET_CODE), MARKER],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            preexec_fn=_child_setup, env=dict(os.environ, HOME=os.devnull),
+            preexec_fn=_child_setup, env=dict(os.environ, HOME=os.devnull, ULNET_FLASH=self.flash),
         )
         self.started_at = time.monotonic()
         for pipe in (self.proc.stdin, self.proc.stdout):

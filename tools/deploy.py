@@ -6,6 +6,11 @@ What goes on the device (from the checkout this module lives in): every .py unde
 against the local .mpy), stale ones removed, every written file is hashed again to verify it.
 `--config FILE` copies a device config (it holds a password: never printed) to /ulnet.json.
 
+`--romfs` puts the same .mpy files into a ROMFS image (lib/ulnet/...) instead: on a board with a
+ROMFS partition (MicroPython 1.25+, `vfs.rom_ioctl`) mpremote's `romfs deploy` writes it; on the
+emulated board it goes to /.romfs in flash, which the board maps outside its heap at the next
+(soft) reset. Code in ROMFS runs in place, so the heap no longer holds ulnet's bytecode.
+
 `ulnet deploy --package-json` rewrites package.json, the manifest for
 `mpremote mip install path/to/package.json` (sources, not .mpy: mip does not compile).
 
@@ -31,6 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT_FILES = ("__init__.py", "upy.py")
 DEVICE_LIB = "/lib/ulnet"
 CONFIG_PATH = "/ulnet.json"
+EMULATED_ROMFS = "/.romfs"  # the emulated board's ROMFS partition (see tools/board_child.py)
 COMPILE_DEADLINE_S = 60
 EEXIST, ENOSPC = 17, 28  # MicroPython uses the same numbers on every port
 
@@ -160,14 +166,14 @@ def sync(transport, wanted, report):
     return changed
 
 
-def deploy(device, config=None, report=None, root=ROOT):
+def deploy(device, config=None, report=None, root=ROOT, romfs=False):
     """Deploy ulnet (and a config file) to device; returns {path: (size, action)}."""
     config_data = read_config(config) if config else None
     with dev.session(device) as transport:
-        return deploy_to(transport, config_data, report, root)
+        return deploy_to(transport, config_data, report, root, romfs, device)
 
 
-def deploy_to(transport, config_data=None, report=None, root=ROOT):
+def deploy_to(transport, config_data=None, report=None, root=ROOT, romfs=False, device=None):
     """deploy() on an open transport in the raw REPL (the HIL runner deploys this way)."""
     results = {}
 
@@ -178,13 +184,50 @@ def deploy_to(transport, config_data=None, report=None, root=ROOT):
 
     with tempfile.TemporaryDirectory(prefix="ulnet-mpy-") as tmp:
         compiled = compile_all(sources(root), compiler_for(board_mpy_major(transport)), tmp)
-    sync(transport, compiled, note)
+        image = romfs_image(compiled, tmp) if romfs else None
+    if image is None:
+        sync(transport, compiled, note)
+    else:
+        install_romfs(transport, image, device, note)
+        compiled = {}
     for stale in sorted(set(remote_files(transport, DEVICE_LIB)) - set(compiled)):
         transport.fs_rmfile(stale)
         note(stale, 0, "removed")
     if config_data is not None:
         sync(transport, {CONFIG_PATH: config_data}, note)
+    if image is not None:
+        # the partition is mapped at boot: a soft reset brings the new image in
+        transport.exit_raw_repl()
+        transport.enter_raw_repl(soft_reset=True, timeout_overall=dev.ANSWER_DEADLINE_S)
     return results
+
+
+def romfs_image(compiled, tmp):
+    """A ROMFS image holding the compiled files under lib/ (mpremote's own builder)."""
+    import contextlib
+    import io
+
+    from mpremote.romfs import make_romfs
+
+    tree = os.path.join(tmp, "romfs")
+    for path, data in compiled.items():
+        local = os.path.join(tree, path.lstrip("/"))
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        with open(local, "wb") as f:
+            f.write(data)
+    with contextlib.redirect_stdout(io.StringIO()):  # the builder narrates every file
+        return bytes(make_romfs(tree, mpy_cross=False))
+
+
+def install_romfs(transport, image, device, note):
+    has_rom = dev.run(transport, "import vfs\nprint(hasattr(vfs, 'rom_ioctl'))").strip() == b"True"
+    if has_rom:
+        raise DeployError("writing a board's ROMFS partition is mpremote's job: run "
+                          "`mpremote connect %s romfs deploy DIR` with DIR holding lib/ulnet" % device)
+    emulated = dev.run(transport, "import os\nprint(os.getenv('ULNET_FLASH') is not None)").strip().decode()
+    if emulated != "True":
+        raise DeployError("%s has no ROMFS partition (MicroPython 1.25+ with vfs.rom_ioctl)" % device)
+    sync(transport, {EMULATED_ROMFS: image}, note)
 
 
 def read_config(path):
@@ -222,6 +265,8 @@ def add_parser(subparsers):
     parser.add_argument("device", nargs="?", help="serial path, socket://HOST:PORT or rfc2217://HOST:PORT")
     parser.add_argument("--config", metavar="FILE", help="also copy this device config to " + CONFIG_PATH)
     parser.add_argument("--package-json", action="store_true", help="rewrite package.json (for mip) and exit")
+    parser.add_argument("--romfs", action="store_true",
+                        help="deploy into the board's ROMFS partition (code runs in place, outside the heap)")
     parser.set_defaults(run=run)
 
 
@@ -240,7 +285,7 @@ def run(args):
             total[0], total[1] = total[0] + 1, total[1] + size
 
     try:
-        results = deploy(args.device, args.config, report)
+        results = deploy(args.device, args.config, report, romfs=args.romfs)
     except (DeployError, dev.DeviceError) as e:
         print("ulnet deploy: %s" % e, file=sys.stderr)
         return 1
