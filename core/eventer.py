@@ -39,6 +39,14 @@ class Timer:
 
     def cancel(self):
         self.active = False
+        # out of the list at once (a connect per upload must not leave one behind each), except
+        # during a scan, which drops inactive timers itself
+        ev = self._eventer
+        if self._queued and not ev._scanning:
+            self._queued = False
+            ev._timers.remove(self)
+            if not ev._timers:
+                ev._next_due = None  # nothing left to wake up for
 
     def restart(self, ms):
         """(Re-)arm to fire ms from now, in place: nothing is allocated."""
@@ -59,6 +67,7 @@ class Eventer:
     def __init__(self, port=None, **options):
         self.port = load_port(port).Port(**options)
         self._timers = []
+        self._scanning = False  # inside _fire_timers: the list must not shift under it
         # earliest due time among queued timers (None: no timer queued)
         self._next_due = None
         # sockets that queued a report (error, end of stream): settled after the dispatch
@@ -143,26 +152,30 @@ class Eventer:
         # callbacks may arm timers during the scan: restart lowers _next_due for them, and they
         # land past `end`, so a callback re-arming itself with 0 ms cannot spin in one scan
         self._next_due = None
+        self._scanning = True
         end = len(timers)
         i = 0
         next_due = None
-        while i < end:
-            timer = timers[i]
-            due_now = timer.active and port.ticks_diff(timer.due, now) <= 0
-            if due_now or not timer.active:
-                timer._queued = False
-                timers.pop(i)
-                end -= 1
-                if due_now:
-                    timer.active = False
-                    try:
-                        timer.fn()
-                    except Exception as exc:
-                        report_exception(exc)
-                continue
-            if next_due is None or port.ticks_diff(timer.due, next_due) < 0:
-                next_due = timer.due
-            i += 1
+        try:
+            while i < end:
+                timer = timers[i]
+                due_now = timer.active and port.ticks_diff(timer.due, now) <= 0
+                if due_now or not timer.active:
+                    timer._queued = False
+                    timers.pop(i)
+                    end -= 1
+                    if due_now:
+                        timer.active = False
+                        try:
+                            timer.fn()
+                        except Exception as exc:
+                            report_exception(exc)
+                    continue
+                if next_due is None or port.ticks_diff(timer.due, next_due) < 0:
+                    next_due = timer.due
+                i += 1
+        finally:
+            self._scanning = False
         if next_due is not None:
             if self._next_due is None or port.ticks_diff(next_due, self._next_due) < 0:
                 self._next_due = next_due

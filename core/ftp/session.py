@@ -162,6 +162,7 @@ class FTPSession:
                 sock.disconnect()
             self._dsock = None
         op.done = True
+        op.program = None  # the finished generator's frame holds files and buffers
         if text is None:
             if self.on_success is not None:
                 self.on_success(op)
