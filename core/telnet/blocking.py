@@ -6,8 +6,9 @@ Rules:
   ulnet.TimeoutError and keeps what arrived buffered for the next read (telnetlib returned
   partial data or -1 instead; that is the one deliberate difference).
 - The end of the stream is telnetlib's: a read returns what is buffered (match or not) and raises
-  EOFError only when nothing is left. A transport failure or the server's garbage is raised
-  (NetError, RemoteProtocolError) by the call that meets it and every call after it.
+  EOFError only when nothing is left. The constructor raises only what kept the connection from
+  being made; after that a transport failure or the server's garbage (NetError,
+  RemoteProtocolError) is raised by the next call and every call after it.
 - Received data waits in one bytearray bounded by max_buffer; a server sending more than that
   without the script reading it is a RemoteProtocolError. read_until searches only the new
   bytes (no rescanning); expect's regular expressions search the whole buffer, as telnetlib did.
@@ -40,17 +41,20 @@ class Telnet:
         self.port = port
         self.timeout_s = timeout_s
         self._buf = bytearray()
-        self._eof = False
+        self._connected = self._eof = False
         self._error = None
         self._ev = Eventer()
         client = self.client = TelnetClient(self._ev, term, size)
+        client.on_connect = self._up
         client.on_receive = self._received
         client.on_error = self._failed
         client.on_disconnect = self._ended
         try:
             client.connect(host, port, int(timeout_s * 1000))
-            self._wait(lambda: client.connected, None, "connect")
-        except BaseException:
+            self._wait(lambda: self._connected, None, "connect")
+        except BaseException as err:
+            if self._connected and isinstance(err, Exception):
+                return  # it came after the connect, with the first data: the next call raises it
             self.close()
             raise
 
@@ -198,6 +202,9 @@ class Telnet:
             raise TimeoutError("telnet %s: %s: timed out after %s s" % (
                 endpoint(self.host, self.port), what, seconds)) from None
         self._check()
+
+    def _up(self, client):
+        self._connected = True
 
     def _received(self, client, data):
         buf = self._buf
