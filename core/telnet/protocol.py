@@ -350,7 +350,7 @@ class TelnetProtocol:
         try:
             size = _check_size((cols, rows))
         except LocalProtocolError as err:
-            raise self._local(err.message, NAWS)
+            raise self._local(str(err), NAWS)
         if size != self._size:
             self._size = size
             if self._opt.us[NAWS] == YES:
@@ -388,7 +388,7 @@ class TelnetProtocol:
         """The one lookup in _TRANSITIONS: moves the state or raises LocalProtocolError."""
         new = _TRANSITIONS[self.state].get(action)
         if new is None:
-            why = " (%s)" % self._error.message if self._error is not None else ""
+            why = " (%s)" % self._error if self._error is not None else ""
             raise self._local("cannot %s: connection is %s%s" % (action, self.state, why))
         self.state = new
 
