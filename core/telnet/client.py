@@ -28,7 +28,6 @@ Rules:
 
 from ulnet.errors import LocalProtocolError, ProtocolError, RemoteProtocolError, endpoint
 from ulnet.eventer import report_exception
-from ulnet.socket import CONNECTED, CONNECTING
 from ulnet.tcp import TCP
 
 from . import ECHO
@@ -75,7 +74,7 @@ class TelnetClient:
     @property
     def connected(self):
         """True once on_connect has fired, until the connection ends."""
-        return self._sock is not None and self._sock.state == CONNECTED
+        return self._sock is not None and self._sock.state == "connected"
 
     @property
     def pending(self):
@@ -264,7 +263,7 @@ class TelnetClient:
                 self.on_disconnect(self)
 
     def _failed(self, sock, err):
-        if sock is not None and sock is self._sock and sock.state != CONNECTED \
-                and sock.state != CONNECTING:
+        if sock is not None and sock is self._sock and sock.state != "connected" \
+                and sock.state != "connecting":
             self._drop()  # a transport failure closed it; else a handler of ours raised
         self._report(err)
