@@ -9,18 +9,14 @@ host, port and what was attempted, nothing else. Runs unchanged on CPython and M
 
 import errno
 
-# errno values differ between ports, so texts are keyed by name. One string, not a dict:
-# this module is always loaded, and on a board every dict entry and qstr costs heap.
-_TEXT = (
-    "|ECONNREFUSED:connection refused|ECONNRESET:connection reset by peer"
-    "|ECONNABORTED:connection aborted|ETIMEDOUT:timed out|EHOSTUNREACH:host unreachable"
-    "|ENETUNREACH:network unreachable|EPIPE:broken pipe|ENOTCONN:not connected"
-    "|EADDRINUSE:address in use|EACCES:permission denied|ENOMEM:out of memory"
-    "|ENOENT:no such file or directory|ENOSPC:no space left on device|EISDIR:is a directory"
-    # getaddrinfo failures carry EAI_* codes (negative on Linux and on the unix port)
-    "|-2:name not known|-3:temporary failure in name resolution|-5:no address for name|"
-)
-EAI_NONAME = -2
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(value):
+        return value
+
+# getaddrinfo failures carry EAI_* codes (negative on Linux and on the unix port), not errno
+_EAI_NONAME = const(-2)
 
 
 def errno_text(code):
@@ -30,11 +26,21 @@ def errno_text(code):
     name = errno.errorcode.get(code) if code is not None and code >= 0 else str(code)
     if name is None:
         return "error %s" % code
-    at = _TEXT.find("|" + name + ":")
+    # keyed by name, since errno values differ between ports; one string, not a dict: on a
+    # board every dict entry and every name costs heap
+    texts = (
+        "|ECONNREFUSED:connection refused|ECONNRESET:connection reset by peer"
+        "|ECONNABORTED:connection aborted|ETIMEDOUT:timed out|EHOSTUNREACH:host unreachable"
+        "|ENETUNREACH:network unreachable|EPIPE:broken pipe|ENOTCONN:not connected"
+        "|EADDRINUSE:address in use|EACCES:permission denied|ENOMEM:out of memory"
+        "|ENOENT:no such file or directory|ENOSPC:no space left on device|EISDIR:is a directory"
+        "|-2:name not known|-3:temporary failure in name resolution|-5:no address for name|"
+    )
+    at = texts.find("|" + name + ":")
     if at < 0:
         return name
     start = at + len(name) + 2
-    return _TEXT[start:_TEXT.find("|", start)]
+    return texts[start:texts.find("|", start)]
 
 
 def errno_of(exc):
@@ -66,12 +72,13 @@ class NetError(OSError):
 def net_error(code, action, host, port):
     """NetError for `action` (e.g. "connect to") against host:port, text taken from errno.
 
-    `code` is an errno value or the OSError itself; a failed "resolve" without one is EAI_NONAME.
+    `code` is an errno value or the OSError itself; a failed "resolve" without one is
+    EAI_NONAME.
     """
     if isinstance(code, Exception):
         code = errno_of(code)
     if code is None and action == "resolve":
-        code = EAI_NONAME
+        code = _EAI_NONAME
     return NetError(code, "%s %s: %s" % (action, endpoint(host, port), errno_text(code)))
 
 

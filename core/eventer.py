@@ -12,18 +12,15 @@ Rules (lNet's CallAction, kept):
 
 import sys
 
-from ulnet.ports import load as load_port
 from ulnet.errors import TimeoutError
 
 
 def report_exception(exc):
     """Print a handler's exception that nobody could take; the loop goes on."""
-    if hasattr(sys, "print_exception"):
-        sys.print_exception(exc)
-    else:
-        import traceback
-
-        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    try:
+        sys.print_exception(exc)  # MicroPython
+    except AttributeError:
+        sys.excepthook(type(exc), exc, exc.__traceback__)  # CPython
 
 
 class Timer:
@@ -65,7 +62,11 @@ class Eventer:
     """One event loop. `port=None` picks the runtime's best port; options go to the port."""
 
     def __init__(self, port=None, **options):
-        self.port = load_port(port).Port(**options)
+        if port is None:
+            port = "upy" if sys.implementation.name == "micropython" else "desktop"
+        if port not in ("desktop", "upy", "ce"):
+            raise ValueError("unknown port %r (known: desktop, upy, ce)" % (port,))
+        self.port = __import__("ulnet.ports." + port, None, None, ["Port"]).Port(**options)
         self._timers = []
         self._scanning = False  # inside _fire_timers: the list must not shift under it
         # earliest due time among queued timers (None: no timer queued)
@@ -122,7 +123,7 @@ class Eventer:
             closing = self._closing
             if closing:
                 for sock in closing:
-                    sock._close_now()
+                    sock._close()  # out of the round now: this closes for real
                 closing.clear()
 
     def run_until(self, predicate, timeout_ms):

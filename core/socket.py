@@ -275,20 +275,21 @@ class Socket:
 
     def _close(self):
         """Close now, or at the end of the round if one is running (so the OS cannot hand this
-        handle to a new socket while the round still holds events for it)."""
-        if self.state == "closed" or self.state == "closing":
+        handle to a new socket while the round still holds events for it): the eventer calls
+        this again then."""
+        if self.state == "closed":
             return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self.state = "closing"
         eventer = self._conn.eventer
-        if eventer._in_round:
-            eventer._closing.append(self)
+        if self.state != "closing":
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self.state = "closing"
+            if eventer._in_round:
+                eventer._closing.append(self)
+                return
+        elif eventer._in_round:
             return
-        self._close_now()
-
-    def _close_now(self):
         raw = self._raw
         if raw is not None:
             self._raw = None

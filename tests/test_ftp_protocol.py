@@ -23,9 +23,11 @@ from ulnet.ftp import protocol
 from ulnet.ftp.listing import parse_path
 from ulnet.ftp.parse import parse_epsv, parse_pasv
 from ulnet.ftp.protocol import (
-    BUSY, CLOSED, CLOSING, ERROR, IDLE, MAX_LINE, NEED_DATA, AWAIT_GREETING,
+    BUSY, CLOSED, CLOSING, ERROR, IDLE, NEED_DATA, AWAIT_GREETING,
     ConnectionClosed, FTPProtocol, Reply,
 )
+
+MAX_LINE = FTPProtocol.max_line
 
 # The transcript runner, shared verbatim by CPython (exec) and MicroPython (prepended source).
 # A transcript is a list of steps: ("send", verb, arg) or ("recv", bytes); b"" is end of stream.
@@ -468,7 +470,7 @@ def test_line_of_max_length_is_accepted():
 def test_multiline_reply_bounds():
     proto = logged_in()
     proto.send("FEAT")
-    proto.receive_data(b"211-start\r\n" + b" x\r\n" * protocol.MAX_REPLY_LINES)
+    proto.receive_data(b"211-start\r\n" + b" x\r\n" * FTPProtocol.max_reply_lines)
     with pytest.raises(RemoteProtocolError) as info:
         drain(proto)
     assert info.value.code == 211
@@ -479,10 +481,10 @@ def test_multiline_reply_bounds():
         drain(proto)
     proto = logged_in()
     proto.send("FEAT")
-    inner = b" x\r\n" * (protocol.MAX_REPLY_LINES - 2)
+    inner = b" x\r\n" * (FTPProtocol.max_reply_lines - 2)
     proto.receive_data(b"211-start\r\n" + inner + b"211 End\r\n")
     (feat,) = drain(proto)
-    assert len(feat.lines) == protocol.MAX_REPLY_LINES
+    assert len(feat.lines) == FTPProtocol.max_reply_lines
 
 
 def test_error_is_sticky():

@@ -90,10 +90,17 @@ def compile_file(compiler, local, source_name, outdir):
         return f.read()
 
 
-def compile_all(files, compiler, outdir):
-    """{device path: .mpy bytes} for (local, rel) files."""
-    return {"%s/%s.mpy" % (DEVICE_LIB, rel[:-3]): compile_file(compiler, local, "ulnet/" + rel, outdir)
-            for local, rel in files}
+def compile_all(files, compiler, outdir, mount=""):
+    """{device path: .mpy bytes} for (local, rel) files.
+
+    Each file's source name (what tracebacks show) is the path it is imported from on the
+    device (`mount` is "/rom" for a ROMFS image): the same string as its __file__, so the board
+    interns one name for both instead of two (every name costs heap there)."""
+    compiled = {}
+    for local, rel in files:
+        path = "%s/%s.mpy" % (DEVICE_LIB, rel[:-3])
+        compiled[path] = compile_file(compiler, local, mount + path, outdir)
+    return compiled
 
 
 def board_mpy_major(transport):
@@ -183,7 +190,8 @@ def deploy_to(transport, config_data=None, report=None, root=ROOT, romfs=False, 
             report(path, size, action)
 
     with tempfile.TemporaryDirectory(prefix="ulnet-mpy-") as tmp:
-        compiled = compile_all(sources(root), compiler_for(board_mpy_major(transport)), tmp)
+        compiled = compile_all(sources(root), compiler_for(board_mpy_major(transport)), tmp,
+                               "/rom" if romfs else "")
         image = romfs_image(compiled, tmp) if romfs else None
     if image is None:
         sync(transport, compiled, note)

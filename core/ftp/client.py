@@ -9,6 +9,25 @@ from ulnet.ftp.ops import FTPError, Op  # noqa: F401 (re-exported)
 from ulnet.ftp.session import FTPSession
 
 
+# reply parsers for the operations below (listing.py loads only when one of them runs)
+def _mdtm(reply):
+    from ulnet.ftp.listing import parse_mdtm
+
+    return parse_mdtm(reply.text)
+
+
+def _path(reply):
+    from ulnet.ftp.listing import parse_path
+
+    return parse_path(reply.text)
+
+
+def _features(reply):
+    from ulnet.ftp.listing import parse_features
+
+    return parse_features(reply.lines)
+
+
 class FTPClient(FTPSession):
     def get(self, remote, local=None):
         """Download to a local file (written as LOCAL.part, renamed when complete)."""
@@ -25,10 +44,12 @@ class FTPClient(FTPSession):
         return self._extra("mlsd", path)
 
     def mdtm(self, name):
-        return self._simple("mdtm", "MDTM", name)
+        """op.result: (year, month, day, hour, minute, second), UTC."""
+        return self._simple("mdtm", "MDTM", name, None, _mdtm)
 
     def mkdir(self, name):
-        return self._simple("mkdir", "MKD", name)
+        """op.result: the path the server created."""
+        return self._simple("mkdir", "MKD", name, None, _path)
 
     def rmdir(self, name):
         return self._simple("rmdir", "RMD", name)
@@ -37,10 +58,11 @@ class FTPClient(FTPSession):
         return self._simple("cwd", "CWD", path)
 
     def pwd(self):
-        return self._simple("pwd", "PWD")
+        return self._simple("pwd", "PWD", None, None, _path)
 
     def features(self):
-        return self._simple("features", "FEAT")
+        """op.result: {"NAME": "parameters"} from FEAT."""
+        return self._simple("features", "FEAT", None, None, _features)
 
     def _extra(self, name, *args):
         from ulnet.ftp import extra

@@ -14,7 +14,8 @@ what a session and an upload need; extra.py (downloads, listings, active mode) l
 import os
 
 from ulnet.errors import errno_text
-from ulnet.ftp.parse import parse_size
+from ulnet.ftp.parse import parse_epsv, parse_pasv, parse_size
+from ulnet.ftp.protocol import FTPProtocol
 
 
 class FTPError(Exception):
@@ -53,7 +54,10 @@ def type_i(client, op):
 
 
 def login(client, op, host, port, user, password):
-    client._open_control(host, port)
+    client._hangup()
+    client._proto = FTPProtocol()
+    client._epsv = True
+    client._ctl.connect(host, port, client.connect_timeout_ms)
     try:
         check(op, (yield ("", None)))  # the greeting: 220 (after any 120)
         reply = yield ("USER", user)
@@ -68,8 +72,8 @@ def login(client, op, host, port, user, password):
     client._logged_in = True
 
 
-def simple(client, op, verb, arg=None, arg2=None):
-    """One command (RNFR takes two) and its parsed result."""
+def simple(client, op, verb, arg=None, arg2=None, parse=None):
+    """One command (RNFR takes two); op.result is parse(reply) or the reply's text."""
     if verb == "SIZE":
         yield from type_i(client, op)
     reply = yield (verb, arg)
@@ -77,17 +81,8 @@ def simple(client, op, verb, arg=None, arg2=None):
         check(op, reply, 3)
         reply = yield ("RNTO", arg2)
     check(op, reply)
-    op.result = reply.text
-    if verb == "SIZE":
-        op.result = parse_size(reply.text)
-    elif verb in ("MDTM", "PWD", "MKD", "FEAT"):
-        from ulnet.ftp import listing
-
-        if verb == "FEAT":
-            op.result = listing.parse_features(reply.lines)
-        else:
-            op.result = (listing.parse_mdtm if verb == "MDTM" else listing.parse_path)(reply.text)
-    elif verb == "QUIT":
+    op.result = parse(reply) if parse else reply.text
+    if verb == "QUIT":
         client._hangup()
 
 
@@ -138,14 +133,18 @@ def data_address(client, op):
         from ulnet.ftp.extra import active
 
         return (yield from active(client, op))
+    # the data connection goes to the control connection's peer, whatever address PASV names
+    # (this blocks FTP bounce), unless the user trusts it
+    peer = client._ctl.sockets[0].peer_address
     if client._epsv:
         reply = yield ("EPSV", None)
         if reply.code == 229:
-            return client._passive_address(reply, True)
+            return peer, parse_epsv(reply.text)
         client._epsv = False  # not understood: PASV from now on
     reply = yield ("PASV", None)
     check(op, reply)
-    return client._passive_address(reply, False)
+    host, port = parse_pasv(reply.text)
+    return (host if client.trust_pasv_address else peer), port
 
 
 def transfer(client, op, verb, arg, xfer):
@@ -197,8 +196,7 @@ class Transfer:
             if not sent:
                 return
             self.pos += sent
-            self.done += sent
-            client._progress(self)
+            self.progress(client, sent)
 
     def receive(self, client, sock):
         buf = client.buf
@@ -209,15 +207,27 @@ class Transfer:
             except OSError as exc:
                 self.stop(client, "cannot write: %s" % errno_text(exc))
                 return
-            self.done += n
-            client._progress(self)
+            self.progress(client, n)
+
+    def progress(self, client, n):
+        self.done += n
+        client._timer.restart(client.data_idle_ms)
+        if client.on_progress is not None:
+            client.on_progress(self.op, self.done, self.total)
 
     def stop(self, client, error):
-        """The data half is over (an error, or None when it ended as it should)."""
+        """The data half is over (an error, or None when it ended as it should): resume the
+        operation with the final reply if it is in, else wait for it."""
         if self.error is None:
             self.error = error
-        if not self.finished:
-            self.finished = True
-            if client._dsock is not None:
-                client._dsock.disconnect()
-            client._transfer_done()
+        if self.finished:
+            return
+        self.finished = True
+        if client._dsock is not None:
+            client._dsock.disconnect()
+        reply, client._final = client._final, None
+        if reply is None:
+            client._timer.restart(client.reply_timeout_ms)
+        else:
+            client._timer.cancel()
+            client._step(reply)

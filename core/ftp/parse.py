@@ -11,15 +11,21 @@ no str.format_map.
 
 from ulnet.errors import RemoteProtocolError
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(value):
+        return value
+
 # U+FFFD stands in for every non-ASCII byte of a line that is not valid UTF-8 (RFC 2640 makes
 # UTF-8 the FTP text encoding). MicroPython has neither latin-1 nor errors="replace", so the
 # fallback is spelled out and both runtimes give the same text for the same bytes.
-REPLACEMENT = "\ufffd"
+_REPLACEMENT = "\ufffd"
 
 # How much of a bad reply an error message quotes: enough to recognise it, never a whole line.
-_QUOTE = 60
+_QUOTE = const(60)
 
-_DIGITS = "0123456789"
+_DIGITS = "0123456789"  # a str global: one name, used by the scanners below
 
 
 def decode_text(data):
@@ -27,7 +33,7 @@ def decode_text(data):
     try:
         return str(data, "utf-8")
     except UnicodeError:
-        return "".join([chr(c) if c < 128 else REPLACEMENT for c in data])
+        return "".join([chr(c) if c < 128 else _REPLACEMENT for c in data])
 
 
 def is_digits(text):

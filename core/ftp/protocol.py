@@ -34,23 +34,14 @@ except ImportError:  # CPython
 # one path (257 of PWD/MKD, 550 naming a file), and 2048 holds a 2000-byte path with its quotes.
 # An unfinished line longer than this raises at once, so a hostile server costs at most this
 # much buffer plus one read (1/16 of a 32 KB heap), never its whole line.
-MAX_LINE = 2048
+_MAX_LINE = const(2048)
 
 # Largest multi-line reply, in raw bytes and in lines. Real ones are FEAT (about 30 short lines
 # on proftpd), greeting banners (pure-ftpd: 5 lines) and pure-ftpd's two-line 226 and 221; the
 # line count also bounds the str objects a reply of tiny lines would make (each costs about
 # 20 bytes of heap beyond its text on MicroPython).
-MAX_REPLY = 4096
-MAX_REPLY_LINES = 64
-
-# The commands this machine sends (RFC 959, 2389, 2428, 3659, 2640 OPTS), 5 characters each:
-# the verb padded to 4, then its argument rule: 0 none, 1 required, 2 optional, 3 secret (a
-# possibly empty argument that never appears in any text: PASS, ACCT). One string, because on a
-# board a 29-entry dict costs about 700 bytes of heap.
-COMMANDS = (
-    "USER1PASS3ACCT3TYPE1PASV0EPSV2PORT1EPRT1STOR1RETR1APPE1REST1SIZE1MDTM1LIST2NLST2MLSD2"
-    "CWD 1PWD 0MKD 1RMD 1DELE1RNFR1RNTO1FEAT0SYST0NOOP0QUIT0OPTS1"
-)
+_MAX_REPLY = const(4096)
+_MAX_REPLY_LINES = const(64)
 
 # States (public, so callers can compare `proto.state`)
 AWAIT_GREETING = const(0)  # connected; the server's 220 (maybe after 120) is awaited
@@ -78,6 +69,15 @@ TRANSITIONS = (
     "-33334"  # CLOSING
     "-----4"  # CLOSED
     "------"  # ERROR
+)
+
+# The commands this machine sends (RFC 959, 2389, 2428, 3659, 2640 OPTS), 5 characters each:
+# the verb padded to 4, then its argument rule: 0 none, 1 required, 2 optional, 3 secret (a
+# possibly empty argument that never appears in any text: PASS, ACCT). One string, because on a
+# board a 29-entry dict costs about 700 bytes of heap.
+_COMMANDS = (
+    "USER1PASS3ACCT3TYPE1PASV0EPSV2PORT1EPRT1STOR1RETR1APPE1REST1SIZE1MDTM1LIST2NLST2MLSD2"
+    "CWD 1PWD 0MKD 1RMD 1DELE1RNFR1RNTO1FEAT0SYST0NOOP0QUIT0OPTS1"
 )
 
 # next_event() has nothing to return until more bytes arrive (compare with `is`; a str, so
@@ -121,10 +121,10 @@ def _arg_bytes(verb, rule, arg):
     elif not isinstance(arg, (bytes, bytearray)):
         raise LocalProtocolError("bad argument for " + verb)
     if not arg:
-        if rule == "1":
+        if rule == 49:  # "1"
             raise LocalProtocolError(verb + " needs an argument")
-        return b" " if rule == "3" else b""  # "PASS " for an empty password, as ftplib
-    if rule == "0":
+        return b" " if rule == 51 else b""  # "3": "PASS " for an empty password, as ftplib
+    if rule == 48:  # "0"
         raise LocalProtocolError(verb + " takes no argument")
     # a CR or LF would end the command early and start another: command injection (RFC 959 4.1)
     if b"\r" in arg or b"\n" in arg or b"\0" in arg:
@@ -143,9 +143,9 @@ class FTPProtocol:
     class attributes, so a subclass can change them.
     """
 
-    max_line = MAX_LINE
-    max_reply = MAX_REPLY
-    max_reply_lines = MAX_REPLY_LINES
+    max_line = _MAX_LINE
+    max_reply = _MAX_REPLY
+    max_reply_lines = _MAX_REPLY_LINES
 
     def __init__(self):
         self.state = AWAIT_GREETING
@@ -175,11 +175,11 @@ class FTPProtocol:
         try:
             at = -1
             if isinstance(verb, str) and 2 < len(verb) < 5:
-                at = COMMANDS.find((verb.upper() + " ")[:4])
+                at = _COMMANDS.find((verb.upper() + " ")[:4])
             if at < 0 or at % 5:
                 raise LocalProtocolError("unknown FTP command %r" % (verb,))
             verb = verb.upper()
-            data = _arg_bytes(verb, COMMANDS[at + 4], arg)
+            data = _arg_bytes(verb, ord(_COMMANDS[at + 4]), arg)
             if verb == "SIZE" and self.transfer_type != "I":
                 raise LocalProtocolError("send TYPE I before SIZE")
             self._fire(_SEND)

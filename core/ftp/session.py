@@ -23,9 +23,13 @@ Rules:
 """
 
 from ulnet.ftp.ops import FTPError, Op, login, simple, upload  # noqa: F401 (FTPError re-exported)
-from ulnet.ftp.parse import parse_epsv, parse_pasv
-from ulnet.ftp.protocol import NEED_DATA, FTPProtocol
+from ulnet.ftp.parse import parse_size
+from ulnet.ftp.protocol import NEED_DATA
 from ulnet.tcp import TCP
+
+
+def _size(reply):
+    return parse_size(reply.text)
 
 
 
@@ -77,7 +81,7 @@ class FTPSession:
         return self._add(op, upload(self, op, *op.args))
 
     def size(self, name):
-        return self._simple("size", "SIZE", name)
+        return self._simple("size", "SIZE", name, None, _size)
 
     def delete(self, name):
         return self._simple("delete", "DELE", name)
@@ -97,9 +101,9 @@ class FTPSession:
         """True when no operation is running or queued."""
         return self._op is None and not self._queue
 
-    def _simple(self, name, verb, arg=None, arg2=None):
+    def _simple(self, name, verb, arg=None, arg2=None, parse=None):
         op = Op(name, tuple(a for a in (arg, arg2) if a is not None))
-        return self._add(op, simple(self, op, verb, arg, arg2))
+        return self._add(op, simple(self, op, verb, arg, arg2, parse))
 
     # -- the queue ---------------------------------------------------------------------------
 
@@ -184,12 +188,6 @@ class FTPSession:
             self._report(op, None, text)
 
     # -- control connection -------------------------------------------------------------------
-
-    def _open_control(self, host, port):
-        self._hangup()
-        self._proto = FTPProtocol()
-        self._epsv = True
-        self._ctl.connect(host, port, self.connect_timeout_ms)
 
     def _hangup(self):
         """Close the control connection quietly (after QUIT, a failed login, a fatal error)."""
@@ -283,25 +281,3 @@ class FTPSession:
             xfer.stop(self, str(error or "the server closed the data connection after %d bytes" % xfer.done))
         else:
             xfer.stop(self, None)  # a download's end of stream
-
-    def _progress(self, xfer):
-        self._timer.restart(self.data_idle_ms)
-        if self.on_progress is not None:
-            self.on_progress(xfer.op, xfer.done, xfer.total)
-
-    def _transfer_done(self):
-        """The data half of a transfer is over: resume with the final reply if it is in."""
-        reply, self._final = self._final, None
-        if reply is not None:
-            self._timer.cancel()
-            self._step(reply)
-        else:
-            self._timer.restart(self.reply_timeout_ms)
-
-    def _passive_address(self, reply, epsv):
-        """Where to connect for a 229/227 reply: always the control peer, unless trusted."""
-        peer = self._ctl.sockets[0].peer_address
-        if epsv:
-            return peer, parse_epsv(reply.text)
-        host, port = parse_pasv(reply.text)
-        return (host if self.trust_pasv_address else peer), port
