@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 _WHERE = (
     " Eventer:eventer Timer:eventer Socket:socket TCP:tcp UDP:udp NetError:errors"
     " TimeoutError:errors ProtocolError:errors LocalProtocolError:errors"
-    " RemoteProtocolError:errors FTPClient:ftp.client FTP:ftp.blocking FTPError:ftp.errors"
+    " RemoteProtocolError:errors FTPClient:ftp.client FTP:ftp.blocking FTPError:ftp.ops"
     " TelnetClient:telnet.client Telnet:telnet.blocking Spool:spool "
 )
 
