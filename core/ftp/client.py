@@ -50,6 +50,7 @@ class FTPClient:
         self._proto = None
         self._logged_in = False
         self._epsv = True
+        self._lost = None  # (code, text) that ended the last session, for operations after it
         self._ctl = self._tcp(self._ctl_receive, self._ctl_lost, self._ctl_lost)
         self._ctl.on_connect = None
         self._dt = self._tcp(self._data_receive, self._data_end, self._data_error)
@@ -171,7 +172,8 @@ class FTPClient:
             while self._op is None and self._queue:
                 op = self._queue.pop(0)
                 if op.name != "connect" and not self._logged_in:
-                    self._report(op, None, "not connected")
+                    code, text = self._lost or (None, "not connected")
+                    self._report(op, code, text)
                     continue
                 self._op = op
                 self._step(None)
@@ -220,15 +222,18 @@ class FTPClient:
             self._arm(self.keepalive_ms)
         self._start_next()
 
-    def _fatal(self, text):
-        """The control connection is gone: fail the running and every queued operation."""
+    def _fatal(self, text, code=None):
+        """The control connection is gone: fail the running and every queued operation, and
+        every later one until the next connect, with the same code and text (so a 421 that came
+        while idle still explains why)."""
         self._hangup()
+        self._lost = (code, text)
         ops = ([self._op] if self._op else []) + self._queue
         self._queue = []
         for op in ops:
             if op is self._op:
                 op.program.close()
-            self._report(op, None, text)
+            self._report(op, code, text)
 
     # -- control connection -------------------------------------------------------------------
 
@@ -236,6 +241,7 @@ class FTPClient:
         self._hangup()
         self._proto = FTPProtocol()
         self._epsv = True
+        self._lost = None
         self._ctl.connect(host, port, self.connect_timeout_ms)
 
     def _hangup(self):
@@ -287,7 +293,7 @@ class FTPClient:
             self._arm(self.reply_timeout_ms)
             return
         if reply.code == 421:
-            self._fatal("%d %s" % (reply.code, reply.text))
+            self._fatal(reply.text, 421)  # RFC 959: the server is closing the control connection
             return
         if reply.command == "NOOP" and self._keepalive:
             self._keepalive = False
