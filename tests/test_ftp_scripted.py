@@ -1,0 +1,392 @@
+"""The FTP client against a scripted server (tests/servers/scripted_ftp.py): real FTP bytes over
+real sockets, for what real servers will not do on demand. Each test checks what a user would:
+the bytes that reached the server, the operation's error code and text, and that later
+operations still get their own replies."""
+
+import os
+import time
+import tracemalloc
+
+import pytest
+
+import ulnet
+from servers.scripted_ftp import ScriptedFTP
+from test_ftp_client import Session, write
+
+
+def run(script, test, **knobs):
+    """Play script on a scripted server while test(session) drives a client against it."""
+    with ScriptedFTP(script) as srv:
+        s = Session(srv, **knobs)
+        try:
+            test(s)
+        finally:
+            s.close()  # before the server joins its script: a script may wait for the close
+    return srv
+
+
+def transfer_setup(c, size=None):
+    """What the client sends before a transfer: TYPE I, SIZE (when asked), EPSV."""
+    c.expect("TYPE", "200 Type set to I")
+    if size is not None:
+        c.expect("SIZE", size)
+    return c.passive()
+
+
+# -- replies cut and merged ---------------------------------------------------------------------
+
+
+def test_replies_split_at_every_byte():
+    def script(c):
+        c.reply("220 scripted server ready", pieces=1)
+        c.expect("USER", "331 password please", pieces=1)
+        c.expect("PASS", "230-Welcome.\n230-Scans go to /scans.\n230 Logged in.", pieces=1)
+        c.expect("PWD", '257 "/scans" is the current directory', pieces=1)
+        c.expect("MKD", '257 "/scans/2026" created', pieces=1)
+        c.expect("TYPE", "200 Type set to I", pieces=1)
+        c.expect("SIZE", "213 4096", pieces=1)
+        c.wait_closed()
+
+    def test(s):
+        pwd, mkd, size = s.client.pwd(), s.client.mkdir("2026"), s.client.size("a.csv")
+        s.wait(s.login, pwd, mkd, size)
+        assert s.login.error is None
+        assert (pwd.result, mkd.result, size.result) == ("/scans", "/scans/2026", 4096)
+
+    srv = run(script, test)
+    assert srv.verbs() == ["USER", "PASS", "PWD", "MKD", "TYPE", "SIZE"]
+
+
+def test_several_replies_in_one_read():
+    names = b"a.csv\r\nb.csv\r\nc d.csv\r\n"
+
+    def script(c):
+        c.reply("120 Ready in a moment.\n220 Ready.")  # preliminary and final in one write
+        c.expect("USER", "331 password please")
+        c.expect("PASS", "230 logged in")
+        data = c.accept(c.passive())
+        c.expect("NLST")
+        data.sendall(names)
+        data.close()
+        c.reply("150 Here it comes.\n226 Transfer complete.")
+        c.expect("PWD", '257 "/"')
+        c.wait_closed()
+
+    def test(s):
+        nlst, pwd = s.client.nlst(), s.client.pwd()
+        s.wait(s.login, nlst, pwd)
+        assert nlst.error is None and nlst.result == ["a.csv", "b.csv", "c d.csv"]
+        assert pwd.result == "/"
+
+    run(script, test)
+
+
+def test_greeting_in_pieces():
+    def script(c):
+        c.reply("220-Welcome to the\n220-scripted server.\n220 Ready.", pieces=[2, 1, 3, 9, 1, 12, 5])
+        c.expect("USER", "331 password please")
+        c.expect("PASS", "230 logged in")
+        c.expect("PWD", '257 "/home"')
+        c.wait_closed()
+
+    def test(s):
+        pwd = s.client.pwd()
+        s.wait(s.login, pwd)
+        assert s.login.error is None and pwd.result == "/home"
+
+    run(script, test)
+
+
+def test_feat_split_after_211():
+    def script(c):
+        c.login()
+        c.expect("FEAT")
+        c.send(b"211")
+        time.sleep(0.05)  # the client has read "211" alone: neither "211-" nor "211 " yet
+        c.send(b"-Features:\r\n SIZE\r\n MDTM\r\n REST STREAM\r\n EPSV\r\n211 End\r\n")
+        c.expect("PWD", '257 "/"')
+        c.wait_closed()
+
+    def test(s):
+        feat, pwd = s.client.features(), s.client.pwd()
+        s.wait(s.login, feat, pwd)
+        assert feat.error is None
+        assert feat.result == {"SIZE": "", "MDTM": "", "REST": "STREAM", "EPSV": ""}
+        assert pwd.result == "/"
+
+    run(script, test)
+
+
+# -- hostile and broken servers ------------------------------------------------------------------
+
+
+def test_hostile_1mb_line_fails_the_session_with_bounded_memory():
+    line = b"220-" + b"A" * (1 << 20)  # built before tracing: only the client is measured
+
+    def script(c):
+        try:
+            c.send(line)
+        except OSError:
+            pass  # the client hung up mid-line: what it should do
+        c.wait_closed()
+
+    def test(s):
+        started = time.monotonic()
+        s.wait(s.login, timeout_ms=5000)
+        assert time.monotonic() - started < 5  # the line limit ended it, not a deadline
+        assert s.login.error.code is None
+        assert "reply line longer than 2048 bytes" in s.login.error.text
+
+    tracemalloc.start()
+    try:
+        run(script, test, reply_timeout_ms=20000, connect_timeout_ms=20000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # the client holds at most one line (2 KB) plus one read (64 KB), never the 1 MB line
+    assert peak < 400000, peak
+
+
+def test_lost_greeting_fails_at_the_deadline():
+    def script(c):
+        c.wait_closed()  # accept, say nothing
+
+    def test(s):
+        started = time.monotonic()
+        pwd = s.client.pwd()
+        s.wait(s.login, pwd, timeout_ms=10000)
+        elapsed = time.monotonic() - started
+        assert 0.5 <= elapsed < 5  # connect + reply deadline (0.25 s + 0.25 s)
+        assert s.login.error.code is None and "no reply from the server" in s.login.error.text
+        assert pwd.error.text == s.login.error.text  # what was queued fails with it
+
+    srv = run(script, test, connect_timeout_ms=250, reply_timeout_ms=250)
+    assert srv.commands == []
+
+
+def test_missing_final_reply_fails_at_the_reply_deadline(tmp_path):
+    data = os.urandom(100000)
+    got = {}
+
+    def script(c):
+        c.login()
+        data_sock = c.accept(transfer_setup(c))
+        c.expect("STOR", "150 Ok to send data.")
+        got["data"] = c.receive_all(data_sock)
+        c.wait_closed()  # and never say 226
+
+    def test(s):
+        put = s.client.put(write(tmp_path, "scan.csv", data), "scan.csv", atomic=True, resume=False)
+        after = s.client.pwd()
+        s.wait(s.login)
+        started = time.monotonic()
+        s.wait(put, after, timeout_ms=10000)
+        assert time.monotonic() - started >= 0.5
+        assert put.error.code is None and "no reply from the server within 500 ms" in put.error.text
+        assert after.error is not None  # the session is gone: nothing answers it
+
+    srv = run(script, test, reply_timeout_ms=500)
+    assert got["data"] == data
+    assert "RNFR" not in srv.verbs()  # a transfer not confirmed is never renamed into place
+
+
+def test_server_closing_after_150_fails_at_once(tmp_path):
+    def script(c):
+        c.login()
+        listener = transfer_setup(c, "213 5000")
+        data_sock = c.accept(listener)
+        c.expect("RETR", "150 Opening BINARY mode data connection.")
+        c.sock.close()  # the control connection goes; the data connection stays silent
+        data_sock.settimeout(5)
+        assert data_sock.recv(1) == b""  # the client closes the data connection too
+
+    def test(s):
+        local = tmp_path / "scan.csv"
+        get = s.client.get("scan.csv", str(local))
+        started = time.monotonic()
+        s.wait(s.login, get, timeout_ms=5000)
+        assert time.monotonic() - started < 5  # not the 20 s data deadline
+        assert get.error.code is None and "closed the control connection" in get.error.text
+        assert os.listdir(tmp_path) == []  # neither scan.csv nor scan.csv.part
+
+    run(script, test, data_idle_ms=20000, reply_timeout_ms=20000)
+
+
+def test_421_while_idle_fails_the_next_operation_clearly():
+    def script(c):
+        c.login()
+        c.reply("421 Timeout.")
+        c.sock.close()
+
+    def test(s):
+        s.wait(s.login)
+        s.ev.run_until(lambda: not s.client.connected, 5000)
+        pwd = s.client.pwd()
+        s.wait(pwd)
+        assert pwd.error.code == 421 and "Timeout." in pwd.error.text
+
+    run(script, test)
+
+
+def test_421_in_answer_to_a_command_carries_its_code():
+    def script(c):
+        c.login()
+        c.expect("PWD", "421 Too many connections, closing.")
+        c.sock.close()
+
+    def test(s):
+        pwd, after = s.client.pwd(), s.client.mkdir("x")
+        s.wait(s.login, pwd, after)
+        assert pwd.error.code == 421 and "Too many connections" in pwd.error.text
+        assert after.error.code == 421
+
+    run(script, test)
+
+
+# -- passive mode and resume ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_pasv_naming_another_host(trust, tmp_path):
+    """The data connection goes to the control connection's peer (127.0.0.1) whatever PASV names
+    (127.0.0.2), unless trust_pasv_address: then to the named host. FTP bounce protection."""
+    data = os.urandom(50000)
+    got = {}
+
+    def script(c):
+        c.login()
+        c.expect("TYPE", "200 Type set to I")
+        c.expect("EPSV", "500 EPSV not understood")
+        listener = c.data_listener("127.0.0.2" if trust else "127.0.0.1")
+        c.pasv(listener, named_host="127.0.0.2")
+        data_sock = c.accept(listener)
+        got["address"] = data_sock.getsockname()[0]
+        c.expect("STOR", "150 Ok to send data.")
+        got["data"] = c.receive_all(data_sock)
+        c.reply("226 Transfer complete.")
+        c.wait_closed()
+
+    def test(s):
+        put = s.client.put(write(tmp_path, "scan.csv", data), "scan.csv", atomic=False, resume=False)
+        s.wait(s.login, put)
+        assert put.error is None and put.result == len(data)
+
+    run(script, test, trust_pasv_address=trust)
+    assert got["address"] == ("127.0.0.2" if trust else "127.0.0.1")
+    assert got["data"] == data
+
+
+def test_epsv_refused_falls_back_to_pasv_and_stays_there():
+    def script(c):
+        c.login()
+        for names in (b"a\r\n", b"b\r\n"):
+            if names == b"a\r\n":
+                c.expect("EPSV", "502 Command not implemented.")
+            listener = c.data_listener()
+            c.pasv(listener)
+            data_sock = c.accept(listener)
+            c.expect("NLST", "150 Here comes the listing.")
+            data_sock.sendall(names)
+            data_sock.close()
+            c.reply("226 Directory send OK.")
+        c.wait_closed()
+
+    def test(s):
+        first, second = s.client.nlst(), s.client.nlst()
+        s.wait(s.login, first, second)
+        assert (first.result, second.result) == (["a"], ["b"])
+
+    srv = run(script, test)
+    assert srv.verbs() == ["USER", "PASS", "EPSV", "PASV", "NLST", "PASV", "NLST"]
+
+
+def test_rest_refused_during_resume_appends_with_appe(tmp_path):
+    data = os.urandom(20000)
+    got = {}
+
+    def script(c):
+        c.login()
+        c.expect("TYPE", "200 Type set to I")
+        c.expect("SIZE", "213 5000")  # 5000 bytes of .scan.csv.part are there already
+        c.expect("REST", "502 REST not implemented.")
+        data_sock = c.accept(c.passive())
+        c.expect("APPE", "150 Ok to send data.")
+        got["data"] = c.receive_all(data_sock)
+        c.reply("226 Transfer complete.")
+        c.expect("RNFR", "350 Ready for RNTO.")
+        c.expect("RNTO", "250 Rename successful.")
+        c.expect("PWD", '257 "/"')
+        c.wait_closed()
+
+    def test(s):
+        put = s.client.put(write(tmp_path, "scan.csv", data), "scan.csv")
+        pwd = s.client.pwd()
+        s.wait(s.login, put, pwd)
+        assert put.error is None and put.result == len(data) - 5000
+        assert pwd.result == "/"
+
+    srv = run(script, test)
+    assert got["data"] == data[5000:]
+    assert srv.commands[2:] == [
+        ("TYPE", "I"), ("SIZE", ".scan.csv.part"), ("REST", "5000"), ("EPSV", None),
+        ("APPE", ".scan.csv.part"), ("RNFR", ".scan.csv.part"), ("RNTO", "scan.csv"), ("PWD", None)]
+
+
+def test_retr_ending_in_250_succeeds(tmp_path):
+    data = os.urandom(30000)
+
+    def script(c):
+        c.login()
+        data_sock = c.accept(transfer_setup(c, "213 30000"))
+        c.expect("RETR", "150 Opening BINARY mode data connection.")
+        data_sock.sendall(data)
+        data_sock.close()
+        c.reply("250 Transfer complete.")  # RFC 959 allows 250 as RETR's final reply
+        c.expect("PWD", '257 "/"')
+        c.wait_closed()
+
+    def test(s):
+        local = tmp_path / "scan.csv"
+        get, pwd = s.client.get("scan.csv", str(local)), s.client.pwd()
+        s.wait(s.login, get, pwd)
+        assert get.error is None and get.result == len(data)
+        assert local.read_bytes() == data
+        assert pwd.result == "/"
+
+    run(script, test)
+
+
+# -- the blocking facade against the scripted server -------------------------------------------
+
+
+def test_facade_sends_the_decoded_password_and_never_shows_it():
+    password = "Pa:ss@w%rd"
+
+    def script(c):
+        c.login()
+        c.expect("PWD", "550 Permission denied.")
+        c.expect("QUIT", "221 Goodbye.")
+
+    with ScriptedFTP(script, password=password) as srv:
+        url = "ftp://scanner:Pa%%3Ass%%40w%%25rd@127.0.0.1:%d/" % srv.port
+        with ulnet.FTP(url, timeout_s=5) as ftp:
+            with pytest.raises(ulnet.FTPError) as err:
+                ftp.pwd()
+            texts = [repr(ftp), str(ftp), ftp.url, str(err.value), repr(err.value)]
+    assert err.value.code == 550
+    for text in texts:
+        assert password not in text and "Pa%3Ass%40w%25rd" not in text
+    assert "***" in repr(ftp)
+
+
+def test_facade_lost_greeting_raises_at_its_timeout():
+    def script(c):
+        c.wait_closed()
+
+    with ScriptedFTP(script) as srv:
+        started = time.monotonic()
+        with pytest.raises(ulnet.FTPError) as err:
+            with ulnet.FTP(srv.url, timeout_s=0.3):
+                pass
+        assert 0.6 <= time.monotonic() - started < 5
+    assert err.value.code is None and "no reply from the server" in str(err.value)
