@@ -38,6 +38,7 @@ class FTPClient:
     keepalive_ms = 60000
     passive = True
     trust_pasv_address = False
+    use_sendfile = True  # uploads through the port's sendfile where it has one (the desktop)
     listing_limit = 1 << 20  # bytes a listing may take in memory (a board sets it lower)
 
     def __init__(self, eventer):
