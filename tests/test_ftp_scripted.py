@@ -117,6 +117,77 @@ def test_feat_split_after_211():
     run(script, test)
 
 
+def test_final_reply_before_the_data_ends(tmp_path):
+    """A transfer is complete when both the data stream ended and the final reply came, in
+    either order: here 226 arrives while the data is still on its way."""
+    data = os.urandom(200000)
+
+    def script(c):
+        c.login()
+        data_sock = c.accept(transfer_setup(c, "213 200000"))
+        c.expect("RETR")
+        c.reply("150 Opening.\n226 Transfer complete.")
+        time.sleep(0.05)
+        for at in range(0, len(data), 50000):
+            data_sock.sendall(data[at:at + 50000])
+            time.sleep(0.02)
+        data_sock.close()
+        c.expect("PWD", '257 "/"')
+        c.wait_closed()
+
+    def test(s):
+        local = tmp_path / "scan.csv"
+        get, pwd = s.client.get("scan.csv", str(local)), s.client.pwd()
+        s.wait(s.login, get, pwd)
+        assert get.error is None and local.read_bytes() == data
+        assert pwd.result == "/"
+
+    run(script, test)
+
+
+def test_keepalive_noop_while_idle_keeps_replies_matched():
+    def script(c):
+        c.login()
+        c.expect("NOOP")
+        time.sleep(0.2)  # the client queues PWD while its NOOP is still unanswered
+        c.reply("200 NOOP ok.")
+        c.expect("PWD", '257 "/scans"')
+        c.wait_closed()
+
+    with ScriptedFTP(script) as srv:
+        s = Session(srv, keepalive_ms=100)
+        try:
+            s.wait(s.login)
+            s.ev.run_until(lambda: srv.verbs()[-1:] == ["NOOP"], 5000)
+            pwd = s.client.pwd()
+            s.wait(pwd)
+            assert pwd.error is None and pwd.result == "/scans"
+        finally:
+            s.close()
+    assert srv.verbs() == ["USER", "PASS", "NOOP", "PWD"]
+
+
+def test_bad_pasv_reply_and_refused_data_connection_fail_only_their_operation():
+    from servers.ftp import free_port
+
+    def script(c):
+        c.login()
+        c.expect("EPSV", "502 Command not implemented.")
+        c.expect("PASV", "227 Entering Passive Mode (127,0,0,1,0,0).")  # port 0: garbage
+        c.expect("PASV", "227 Entering Passive Mode (127,0,0,1,%d,%d)." % divmod(free_port(), 256))
+        c.expect("PWD", '257 "/"')
+        c.wait_closed()
+
+    def test(s):
+        bad, refused, pwd = s.client.nlst(), s.client.nlst(), s.client.pwd()
+        s.wait(s.login, bad, refused, pwd)
+        assert bad.error.code == 227 and "bad 227 reply" in bad.error.text
+        assert refused.error.code is None and "connection refused" in refused.error.text
+        assert pwd.result == "/"
+
+    run(script, test)
+
+
 # -- hostile and broken servers ------------------------------------------------------------------
 
 
