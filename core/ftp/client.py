@@ -290,8 +290,11 @@ class FTPClient:
     def _reply(self, reply):
         if not reply.final:
             if self._xfer is not None and reply.code < 200:
+                # data flows from now on: its idle deadline applies (the pump re-arms it)
+                self._arm(self.data_idle_ms)
                 self._xfer.started(self)
-            self._arm(self.reply_timeout_ms)
+            else:
+                self._arm(self.reply_timeout_ms)
             return
         if reply.code == 421:
             self._fatal(reply.text, 421)  # RFC 959: the server is closing the control connection
@@ -319,7 +322,7 @@ class FTPClient:
         if self._op is None and self._logged_in and not self._keepalive:
             self._keepalive = True
             self._command("NOOP", None)  # keep-alive on an idle control link
-        elif self._xfer is not None and not self._xfer.finished:
+        elif self._xfer is not None and self._xfer.active and not self._xfer.finished:
             self._xfer.fail(self, "data connection idle for %d ms" % self.data_idle_ms)
         elif self._op is not None or self._proto is not None:
             self._fatal("no reply from the server within %d ms" % self.reply_timeout_ms)
