@@ -261,6 +261,80 @@ def test_missing_final_reply_fails_at_the_reply_deadline(tmp_path):
     assert "RNFR" not in srv.verbs()  # a transfer not confirmed is never renamed into place
 
 
+def test_idle_data_connection_fails_the_upload_even_if_the_server_says_226(tmp_path):
+    """The server stops reading: the client gives up after data_idle_ms and closes the data
+    connection; the server takes the end as complete and says 226, which must not count."""
+    data = os.urandom(16 << 20)  # far more than the socket buffers hold
+
+    def script(c):
+        c.login()
+        c.expect("TYPE", "200 Type set to I")
+        data_sock = c.accept(c.passive(rcvbuf=65536))
+        c.expect("STOR", "150 Ok to send data.")
+        time.sleep(1.0)  # read nothing: the client is idle for data_idle_ms and gives up
+        try:
+            c.receive_all(data_sock)
+        except ConnectionResetError:
+            pass
+        c.reply("226 Transfer complete.")
+        c.expect("PWD", '257 "/"')
+        c.wait_closed()
+
+    def test(s):
+        put = s.client.put(write(tmp_path, "scan.bin", data), "scan.bin", resume=False)
+        pwd = s.client.pwd()
+        s.wait(s.login, put, pwd, timeout_ms=10000)
+        assert put.error.code is None and put.error.text == "data connection idle for 300 ms"
+        assert pwd.result == "/"
+
+    srv = run(script, test, data_idle_ms=300)
+    assert "RNFR" not in srv.verbs()
+
+
+def test_stalled_download_fails_at_the_data_deadline(tmp_path):
+    """After 150 the data deadline applies, not the (longer) reply deadline."""
+    def script(c):
+        c.login()
+        data_sock = c.accept(transfer_setup(c, "213 5000"))
+        c.expect("RETR")
+        data_sock.sendall(b"x" * 1000)
+        time.sleep(0.05)  # the client has the data: the 150 comes last, then nothing at all
+        c.reply("150 Opening BINARY mode data connection.")
+        assert data_sock.recv(1) == b""  # until the client gives up and closes it
+        c.reply("426 Connection closed; transfer aborted.")
+        c.expect("PWD", '257 "/"')
+        c.wait_closed()
+
+    def test(s):
+        get, pwd = s.client.get("scan.csv", str(tmp_path / "scan.csv")), s.client.pwd()
+        s.wait(s.login)
+        started = time.monotonic()
+        s.wait(get, pwd, timeout_ms=10000)
+        assert time.monotonic() - started < 5  # data_idle_ms, not the 20 s reply deadline
+        assert get.error.code == 426 and pwd.result == "/"
+        assert os.listdir(tmp_path) == []
+
+    run(script, test, data_idle_ms=300, reply_timeout_ms=20000)
+
+
+def test_transfer_command_never_answered_fails_at_one_reply_deadline(tmp_path):
+    def script(c):
+        c.login()
+        c.accept(transfer_setup(c))
+        c.expect("STOR")  # and no 150, no anything
+        c.wait_closed()
+
+    def test(s):
+        put = s.client.put(write(tmp_path, "scan.csv", b"1234"), "scan.csv", resume=False)
+        s.wait(s.login)
+        started = time.monotonic()
+        s.wait(put, timeout_ms=10000)
+        assert 1.0 <= time.monotonic() - started < 1.8  # one reply deadline, not two
+        assert put.error.code is None and put.error.text == "no reply from the server within 1000 ms"
+
+    run(script, test, reply_timeout_ms=1000)
+
+
 def test_server_closing_after_150_fails_at_once(tmp_path):
     def script(c):
         c.login()

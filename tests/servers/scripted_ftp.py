@@ -147,18 +147,21 @@ class Control:
 
     # -- data connections --------------------------------------------------------------------
 
-    def data_listener(self, host="127.0.0.1"):
-        """A listening socket for one data connection (on any 127.x.y.z address on Linux)."""
+    def data_listener(self, host="127.0.0.1", rcvbuf=None):
+        """A listening socket for one data connection (on any 127.x.y.z address on Linux);
+        rcvbuf: a small receive buffer, so a server that stops reading stalls the client."""
         sock = socket.socket()
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.bind((host, 0))
         sock.listen(1)
         sock.settimeout(self.server.deadline_s)
         self.server._sockets.append(sock)
         return sock
 
-    def passive(self, host="127.0.0.1"):
+    def passive(self, host="127.0.0.1", rcvbuf=None):
         """Answer EPSV (229) with a new data listener; returns the listener."""
-        listener = self.data_listener(host)
+        listener = self.data_listener(host, rcvbuf)
         self.expect("EPSV", "229 Entering Extended Passive Mode (|||%d|)" % listener.getsockname()[1])
         return listener
 
