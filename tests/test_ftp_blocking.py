@@ -55,6 +55,15 @@ def test_round_trip(server, tmp_path):
     assert on_server(server, "scan.csv") == data
 
 
+def test_progress_reaches_the_caller(server, tmp_path):
+    data = os.urandom(3 << 20)
+    seen = []
+    with ulnet.FTP(server.url, timeout_s=10) as ftp:
+        ftp.on_progress = lambda op, done, total: seen.append((op.name, done, total))
+        ftp.put(write(tmp_path, "scan.bin", data))
+    assert len(seen) > 1 and seen[-1] == ("put", len(data), len(data))
+
+
 def test_mlsd_on_pyftpdlib(tmp_path):
     with PyFTPD() as srv, ulnet.FTP(srv.url, timeout_s=10) as ftp:
         ftp.put(write(tmp_path, "f.bin", b"12345"))

@@ -535,3 +535,25 @@ def test_facade_lost_greeting_raises_at_its_timeout():
                 pass
         assert 0.6 <= time.monotonic() - started < 5
     assert err.value.code is None and "no reply from the server" in str(err.value)
+
+
+def test_facade_backstop_ends_a_wait_the_client_never_would():
+    """The facade's own deadline (12 x timeout_s without progress) ends a wait even when the
+    client's deadlines are switched off; leaving then closes without QUIT."""
+    def script(c):
+        c.login()
+        c.expect("PWD")  # never answered
+        c.wait_closed()
+
+    with ScriptedFTP(script) as srv:
+        with pytest.raises(ulnet.FTPError) as err:
+            with ulnet.FTP(srv.url, timeout_s=0.1) as ftp:
+                ftp.client.reply_timeout_ms = 10 ** 9
+                started = time.monotonic()
+                try:
+                    ftp.pwd()
+                finally:
+                    elapsed = time.monotonic() - started
+    assert 1.2 <= elapsed < 5
+    assert err.value.code is None and "no progress within 1200 ms" in err.value.text
+    assert srv.verbs() == ["USER", "PASS", "PWD"]

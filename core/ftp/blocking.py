@@ -38,18 +38,21 @@ class FTP:
     """Blocking FTP session: `with FTP(url, timeout_s) as ftp:` then put, get, list, nlst, mlsd,
     size, mdtm, delete, rename, mkdir, rmdir, cwd, pwd, features (FTPClient's arguments).
 
-    `client` is the FTPClient, for its knobs (e.g. `ftp.client.trust_pasv_address = True`).
+    `client` is the FTPClient, for its knobs (e.g. `ftp.client.trust_pasv_address = True`);
+    `on_progress(op, done, total)`, if set, is called as the client's would be (the facade
+    keeps the client's own for its deadline).
     """
 
     def __init__(self, url, timeout_s=30):
         parse_url(url)  # a bad URL fails here, with a redacted message
         self.url = redact(url)
         self._url = url
-        self.timeout_ms = int(timeout_s * 1000)
+        self._timeout_ms = ms = int(timeout_s * 1000)
         self._ev = Eventer()
         self.client = client = FTPClient(self._ev)
-        client.connect_timeout_ms = client.reply_timeout_ms = client.data_idle_ms = self.timeout_ms
+        client.connect_timeout_ms = client.reply_timeout_ms = client.data_idle_ms = ms
         client.on_progress = self._progressed
+        self.on_progress = None
         self._progress = 0
 
     def __repr__(self):
@@ -89,12 +92,14 @@ class FTP:
 
     def _progressed(self, op, done, total):
         self._progress += 1
+        if self.on_progress is not None:
+            self.on_progress(op, done, total)
 
     def _wait(self, op):
         """Run the loop until op reports; raise its FTPError. The deadline slides with each
         progress report (see _MAX_STEPS); nothing is allocated per round."""
         port = self._ev.port
-        quiet_ms = _MAX_STEPS * self.timeout_ms
+        quiet_ms = _MAX_STEPS * self._timeout_ms
         seen = -1
         while not op.done:
             if self._progress != seen:
