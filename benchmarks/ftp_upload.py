@@ -9,16 +9,25 @@ Clients, measured in the same run with interleaved rounds (medians reported, wit
 - ftplib: storbinary with 8 KiB blocks;
 - limit: the limit for a Python client, ftplib's control channel plus the data sent by
   socket.sendfile.
-The server is vsftpd (C, so the client is what is measured), started as tests/servers/ftp.py
-does, pinned to another CPU than the clients, its home and the source file on /dev/shm so no
-disk is involved. Each upload is checked for its size on the server and then removed.
+The server is vsftpd (C), started as tests/servers/ftp.py does, its home and the source file
+on /dev/shm so no disk is involved. Each upload is checked for its size on the server and then
+removed. Besides the wall time, the table shows the CPU time the client itself used.
 
-    python benchmarks/ftp_upload.py [--size-mib 100] [--rounds 5]
+Where the server runs matters (--cpus):
+- same (default): server and client share one CPU, so the wall time is the total work, and as
+  the server's part is the same for every client, the differences are the clients' costs;
+- split: server and client on different CPUs. vsftpd copying into its file is then the
+  bottleneck for every client that copies (they all end near the same time), and data sent by
+  sendfile makes it slower still (it then reads the cold page-cache pages itself), so the
+  sendfile clients (ulnet, limit) lose here while using the least CPU of all.
+
+    python benchmarks/ftp_upload.py [--size-mib 100] [--rounds 5] [--cpus same|split]
 """
 
 import argparse
 import ftplib
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,6 +72,13 @@ def run_curl(srv, path, name):
     return float(done.stdout)
 
 
+def cpu_seconds():
+    """CPU time used by this process and its finished children (curl)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_ftplib(srv, path, name):
     started = time.perf_counter()
     ftp = ftplib_session(srv)
@@ -90,19 +106,23 @@ CLIENTS = {"ulnet": run_ulnet, "ulnet-buffer": run_ulnet_buffer, "curl": run_cur
 
 
 def one_upload(srv, client, path, size):
+    """(wall seconds from connect to 226, CPU seconds of the client)"""
     name = client + ".bin"
+    cpu = cpu_seconds()
     elapsed = CLIENTS[client](srv, path, name)
+    cpu = cpu_seconds() - cpu
     stored = os.path.join(srv.home, name)
     if os.path.getsize(stored) != size:
         raise RuntimeError("%s stored %d of %d bytes" % (client, os.path.getsize(stored), size))
     os.remove(stored)
-    return elapsed
+    return elapsed, cpu
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cpus", choices=("same", "split"), default="same")
     args = parser.parse_args()
     if shutil.which("curl") is None or not os.path.exists(VSFTPD.EXE):
         sys.exit("ftp_upload.py needs curl and vsftpd")
@@ -110,11 +130,14 @@ def main():
     if os.path.isdir("/dev/shm"):
         tempfile.tempdir = "/dev/shm"
     size = args.size_mib << 20
+    if args.cpus == "split" and len(cpus) < 2:
+        sys.exit("--cpus split needs two CPUs")
     times = {name: [] for name in CLIENTS}
+    used = {name: [] for name in CLIENTS}
     with VSFTPD() as srv, tempfile.TemporaryDirectory() as tmp:
-        if len(cpus) > 1:  # server and clients on different CPUs (vsftpd forks per session)
-            os.sched_setaffinity(srv.proc.pid, {cpus[1]})
-            os.sched_setaffinity(0, {cpus[0]})
+        # vsftpd forks a process per session, which inherits the affinity; curl inherits ours
+        os.sched_setaffinity(srv.proc.pid, {cpus[1] if args.cpus == "split" else cpus[0]})
+        os.sched_setaffinity(0, {cpus[0]})
         path = os.path.join(tmp, "scan.bin")
         with open(path, "wb") as f:
             for _ in range(args.size_mib):
@@ -124,16 +147,22 @@ def main():
             one_upload(srv, client, path, size)
         for i in range(args.rounds):
             for client in order[i % len(order):] + order[:i % len(order)]:  # rotate who goes first
-                times[client].append(one_upload(srv, client, path, size))
+                elapsed, cpu = one_upload(srv, client, path, size)
+                times[client].append(elapsed)
+                used[client].append(cpu)
                 time.sleep(0.2)
     median = {name: statistics.median(t) for name, t in times.items()}
-    print("%d MiB upload to vsftpd on loopback, connect to 226, median of %d interleaved rounds"
-          % (args.size_mib, args.rounds))
-    print("%-13s %9s %8s %9s %9s %9s" % ("client", "MB/s", "ms", "x curl", "x limit", "x ftplib"))
+    print("%d MiB upload to vsftpd on loopback, connect to 226, median of %d interleaved rounds, "
+          "server and client on %s CPU%s" % (args.size_mib, args.rounds, args.cpus,
+                                             "" if args.cpus == "same" else "s"))
+    print("%-13s %9s %8s %9s %9s %9s %13s" % (
+        "client", "MB/s", "ms", "x curl", "x limit", "x ftplib", "client CPU ms"))
     for name in CLIENTS:
         t = median[name]
-        print("%-13s %9.0f %8.1f %9.2f %9.2f %9.2f" % (
-            name, size / t / 1e6, t * 1000, median["curl"] / t, median["limit"] / t, median["ftplib"] / t))
+        print("%-13s %9.0f %8.1f %9.2f %9.2f %9.2f %13.0f" % (
+            name, size / t / 1e6, t * 1000, median["curl"] / t, median["limit"] / t,
+            median["ftplib"] / t, 1000 * statistics.median(used[name])))
+    print("(curl's wall time is its own %{time_total}; its CPU time includes its start-up)")
     for peer, goal in GOALS:
         ratio = median[peer] / median["ulnet"]
         print("goal ulnet >= %.1fx %s: %.2fx %s" % (goal, peer, ratio, "met" if ratio >= goal else "NOT met"))
