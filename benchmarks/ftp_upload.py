@@ -18,8 +18,11 @@ Where the server runs matters (--cpus):
   the server's part is the same for every client, the differences are the clients' costs;
 - split: server and client on different CPUs. vsftpd copying into its file is then the
   bottleneck for every client that copies (they all end near the same time), and data sent by
-  sendfile makes it slower still (it then reads the cold page-cache pages itself), so the
-  sendfile clients (ulnet, limit) lose here while using the least CPU of all.
+  sendfile is slower still for it to take in (it copies straight out of the sender's page-cache
+  pages rather than out of freshly written socket buffers; a plain Python receiver writing to
+  /dev/shm shows the same, about 1.5x), so the sendfile clients (ulnet, limit) lose wall time
+  here while using the least CPU of all. Over a real network the NIC reads those pages, not a
+  CPU.
 
     python benchmarks/ftp_upload.py [--size-mib 100] [--rounds 5] [--cpus same|split]
 """
