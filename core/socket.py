@@ -86,9 +86,7 @@ class Socket:
             while n > 0:
                 sent = port.send(self._raw, data, off, n)
                 if sent is None:
-                    if not self._want_write:
-                        self._want_write = True
-                        port.modify(self._raw, self, READ | WRITE)
+                    self._wait_writable()
                     break
                 total += sent
                 off += sent
@@ -96,6 +94,27 @@ class Socket:
         except OSError as exc:
             self._later(net_error(exc, "send to", self.peer_address, self.peer_port))
         return total
+
+    def sendfile(self, f, offset, count):
+        """Send count bytes of file f from offset through the port's sendfile (only ports that
+        have one: the desktop port). Returns the bytes sent, 0 at end of file, or None when
+        nothing can go now: full (on_can_send follows) or failed (on_error follows)."""
+        if self.state != "connected":
+            return None
+        try:
+            sent = self._port.sendfile(self._raw, f, offset, count)
+        except OSError as exc:
+            self._later(net_error(exc, "send to", self.peer_address, self.peer_port))
+            return None
+        if sent is None:
+            self._wait_writable()
+        return sent
+
+    def _wait_writable(self):
+        """The OS is full: ask for a write hint; on_can_send fires once when it comes."""
+        if not self._want_write:
+            self._want_write = True
+            self._port.modify(self._raw, self, READ | WRITE)
 
     def recv_into(self, buf, n=0):
         """Read up to n (default len(buf)) bytes into buf; 0 means nothing now."""

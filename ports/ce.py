@@ -151,6 +151,14 @@ class Port(DesktopPort):
             self.source.send_blocked(raw)
         return sent
 
+    if hasattr(DesktopPort, "sendfile"):  # a real CE device has no os.sendfile
+
+        def sendfile(self, raw, f, offset, count):
+            sent = super().sendfile(raw, f, offset, count)
+            if sent is None:
+                self.source.send_blocked(raw)
+            return sent
+
     def sendto(self, raw, data, sockaddr):
         sent = super().sendto(raw, data, sockaddr)
         if sent is None:

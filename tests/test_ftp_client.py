@@ -231,10 +231,26 @@ def test_atomic_upload_never_shows_the_final_name_early(server, tmp_path):
         s.close()
 
 
-def test_resume_after_the_server_drops_the_data_connection(tmp_path):
+def count_sendfile_calls(ev):
+    """Count the port's sendfile calls (the real call still runs) to tell which pump ran."""
+    calls = []
+    real = ev.port.sendfile
+
+    def counting(*args):
+        calls.append(1)
+        return real(*args)
+
+    ev.port.sendfile = counting
+    return calls
+
+
+@pytest.mark.parametrize("use_sendfile", [True, False])
+def test_resume_after_the_server_drops_the_data_connection(tmp_path, use_sendfile):
+    """Both upload pumps: os.sendfile (the desktop default) and the portable buffer loop."""
     data = os.urandom(8 << 20)
     with PyFTPD(drop_after=3 << 20) as srv:
-        s = Session(srv)
+        s = Session(srv, use_sendfile=use_sendfile)
+        calls = count_sendfile_calls(s.ev)
         try:
             local = write(tmp_path, "scan.bin", data)
             first = s.client.put(local, "scan.bin")
@@ -248,8 +264,27 @@ def test_resume_after_the_server_drops_the_data_connection(tmp_path):
             assert second.error is None
             assert second.result == len(data) - partial
             assert on_server(srv, "scan.bin") == data
+            assert (len(calls) > 0) == use_sendfile
         finally:
             s.close()
+
+
+def test_upload_over_the_ce_port_without_probe(tmp_path):
+    """The CE message pump gets no FD_WRITE unless the port reports the would-block of
+    sendfile to its source, like it does for send; without the probe that would hang."""
+    data = os.urandom(6 << 20)
+    with PyFTPD() as srv:
+        ev = ulnet.Eventer("ce", probe_ms=0)
+        try:
+            c = FTPClient(ev)
+            calls = count_sendfile_calls(ev)
+            login = c.connect("127.0.0.1", srv.port, srv.user, srv.password)
+            put = c.put(write(tmp_path, "ce.bin", data), "ce.bin")
+            ev.run_until(lambda: put.done, 30000)
+            assert login.error is None and put.error is None
+            assert on_server(srv, "ce.bin") == data and calls
+        finally:
+            ev.close()
 
 
 def test_disk_full_on_the_server_is_a_clear_error(tmp_path):

@@ -42,6 +42,7 @@ class FTPSession:
     passive = True
     trust_pasv_address = False
     listing_limit = 1 << 20  # bytes a listing may take in memory (a board sets it lower)
+    use_sendfile = True  # uploads through the port's sendfile where it has one (the desktop)
 
     def __init__(self, eventer):
         self.eventer = eventer
@@ -51,6 +52,7 @@ class FTPSession:
         # _starting: inside _start_next; _keepalive: a NOOP of ours is in flight
         self._starting = self._keepalive = self._logged_in = False
         self._epsv = True
+        self._lost = None  # (code, text) that ended the last session, for operations after it
         self._ctl = ctl = TCP(eventer)
         ctl.on_receive = self._ctl_receive
         ctl.on_disconnect = ctl.on_error = self._ctl_lost
@@ -130,7 +132,8 @@ class FTPSession:
                 op = self._queue.pop(0)
                 if op.name != "connect" and not self._logged_in:
                     op.program.close()
-                    self._report(op, None, "not connected")
+                    code, text = self._lost or (None, "not connected")
+                    self._report(op, code, text)
                 else:
                     self._op = op
                     self._step(None)
@@ -178,14 +181,15 @@ class FTPSession:
             self._timer.restart(self.keepalive_ms)
         self._run()
 
-    def _fatal(self, text):
+    def _fatal(self, text, code=None):
         """The control connection is gone: fail the running and every queued operation."""
         self._hangup()
+        self._lost = (code, text)
         ops = ([self._op] if self._op else []) + self._queue
         self._queue = []
         for op in ops:
             op.program.close()
-            self._report(op, None, text)
+            self._report(op, code, text)
 
     # -- control connection -------------------------------------------------------------------
 
@@ -228,11 +232,14 @@ class FTPSession:
     def _reply(self, reply):
         xfer = self._xfer
         if not reply.final:
-            if xfer is not None:
-                xfer.started(self)  # the 150: data may flow
-            self._timer.restart(self.reply_timeout_ms)
+            if xfer is not None and reply.code < 200:
+                # the 150: data flows from now on, under its idle deadline (the pump re-arms it)
+                self._timer.restart(self.data_idle_ms)
+                xfer.started(self)
+            else:
+                self._timer.restart(self.reply_timeout_ms)
         elif reply.code == 421:
-            self._fatal("%d %s" % (reply.code, reply.text))
+            self._fatal(reply.text, 421)  # RFC 959: the server is closing the control connection
         elif reply.command == "NOOP" and self._keepalive:
             self._keepalive = False
             if self._op is None:
@@ -250,7 +257,7 @@ class FTPSession:
         if self._op is None and self._logged_in and not self._keepalive:
             self._keepalive = True
             self._command("NOOP", None)  # keep-alive on an idle control link
-        elif self._xfer is not None and not self._xfer.finished:
+        elif self._xfer is not None and self._xfer.active and not self._xfer.finished:
             self._xfer.stop(self, "data connection idle for %d ms" % self.data_idle_ms)
         elif self._op is not None or self._proto is not None:
             self._fatal("no reply from the server within %d ms" % self.reply_timeout_ms)
