@@ -46,8 +46,3 @@ def micropython():
         return done.stdout
 
     return runner
-
-
-def open_fds():
-    """How many file descriptors this process holds."""
-    return len(os.listdir("/proc/self/fd"))

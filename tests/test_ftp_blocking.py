@@ -6,7 +6,7 @@ import os
 import pytest
 
 import ulnet
-from conftest import open_fds
+from upy import open_fds
 from servers.ftp import PyFTPD, VSFTPD, free_port
 from test_ftp_client import on_server, server, write  # noqa: F401  (server: the fixture)
 

@@ -10,7 +10,7 @@ import tracemalloc
 import pytest
 
 import ulnet
-from conftest import open_fds
+from upy import open_fds
 
 
 class Recorder:

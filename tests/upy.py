@@ -1,4 +1,5 @@
-"""Run code under the real MicroPython unix port with ulnet importable, for host-side tests.
+"""Host-side test helpers: run code under the real MicroPython unix port with ulnet importable,
+and count this process's open files.
 
 The package is laid out as on a device (/lib/ulnet = core/, /lib/ulnet/ports = ports/) with
 symlinks into this checkout, so tests always run the working tree's sources.
@@ -43,3 +44,8 @@ def run(code, heap="2M", timeout=60, lib=None):
             [micropython_exe(), "-X", "heapsize=" + heap, script],
             capture_output=True, text=True, timeout=timeout, cwd=tmp,
         )
+
+
+def open_fds():
+    """How many file descriptors this process holds (for leak checks)."""
+    return len(os.listdir("/proc/self/fd"))
