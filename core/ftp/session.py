@@ -210,11 +210,12 @@ class FTPSession:
 
     def _ctl_receive(self, sock):
         proto = self._proto
-        if proto is None:
-            sock.get()
+        data = sock.get()
+        # b"" is "nothing now" (a spurious hint); the end of stream comes as on_disconnect
+        if proto is None or not data:
             return
         try:
-            proto.receive_data(sock.get())
+            proto.receive_data(data)
             while self._proto is proto:
                 reply = proto.next_event()
                 if reply is NEED_DATA:
