@@ -147,3 +147,16 @@ def udp_echo_port():
         server.shutdown()
         server.server_close()
         thread.join(PEER_TIMEOUT_S)
+
+
+@pytest.fixture
+def telnetd_port():
+    """Port of a busybox telnetd on 127.0.0.1 serving /bin/sh (no login)."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+    from servers.telnet import BusyboxTelnetd
+
+    with BusyboxTelnetd() as server:
+        yield server.port
