@@ -51,15 +51,10 @@ S_IFMT = 0xF000
 S_IFREG = 0x8000
 
 
-def join(folder, name):
-    return folder + name if folder.endswith("/") else folder + "/" + name
-
-
-def _names(folder):
-    """The folder's names, one at a time on MicroPython (a board cannot hold a long list)."""
-    if hasattr(os, "ilistdir"):
-        return (entry[0] for entry in os.ilistdir(folder))
-    return iter(os.listdir(folder))
+def _entries(folder):
+    """The folder's entries, tuples with the name first: os.ilistdir streams them on MicroPython
+    (a board cannot hold a long list); CPython has none, zip() makes its names 1-tuples."""
+    return os.ilistdir(folder) if hasattr(os, "ilistdir") else zip(os.listdir(folder))
 
 
 def _size(path):
@@ -92,10 +87,12 @@ def _replace(src, dst):
 def pending(folder):
     """(files, bytes) of what waits in the spool folder."""
     files = total = 0
-    for name in _names(folder):
+    base = folder.rstrip("/") + "/"
+    for entry in _entries(folder):
+        name = entry[0]
         if name[0] != "." and name != SENT and name != BAD:
             files += 1
-            total += max(0, _size(join(folder, name)))
+            total += max(0, _size(base + name))
     return files, total
 
 
@@ -114,12 +111,14 @@ class Spool:
 
     def __init__(self, eventer, url, folder, device_id, keep=False, deadline_ms=600000):
         path = parse_url(url)[4]  # ValueError naming what is wrong, never quoting the password
-        if not device_id or device_id[0] == "." or [c for c in "/\r\n\0" if c in device_id]:
+        d = device_id
+        if not d or d[0] == "." or "/" in d or "\r" in d or "\n" in d or "\0" in d:
             raise ValueError("device id must be a name without '/', CR, LF or NUL")
         if not folder.strip("/"):
             raise ValueError("the spool folder cannot be /")
         self.eventer, self.folder, self.keep, self.deadline_ms = eventer, folder, keep, deadline_ms
         self._url = url
+        self._dir = folder.rstrip("/") + "/"  # paths are self._dir + name
         self._prefix = (path.rstrip("/") + "/" if path.strip("/") else "") + device_id + "-"
         self.sent = self.bytes = self.bad = self.failures = self.left = self._size = self._delay = 0
         # _scans: the walk of this pass; _name, _size: the scan in flight
@@ -132,7 +131,7 @@ class Spool:
 
     def start(self):
         """Begin at once; raises OSError when the spool folder is missing. Returns self."""
-        _names(self.folder)  # ENOENT, ENOTDIR now rather than from inside the loop
+        _entries(self.folder)  # ENOENT, ENOTDIR now rather than from inside the loop
         ev = self.eventer
         self._delay = self.backoff_ms
         self.client = c = FTPSession(ev)
@@ -177,14 +176,14 @@ class Spool:
         self._moved = self._failed = False
         self._scans = None
         try:
-            with open(join(self.folder, JOURNAL)) as f:
+            with open(self._dir + JOURNAL) as f:
                 size, name = f.read(512).split(" ", 1)
             size = int(size)
         except (OSError, ValueError):
             return self._next()  # none, or torn by a crash on a host: the safe (slower) path
         self._name, self._size, self._uploaded = name, size, False
         remote = self._prefix + name
-        if _size(join(self.folder, name)) == size:
+        if _size(self._dir + name) == size:
             c.size(remote)  # it may be on the server already: then it only moves
         else:  # gone (delivered, or vanished mid-upload) or changed: its .part is an orphan
             c.delete(temp_name(remote))
@@ -192,8 +191,9 @@ class Spool:
     def _next(self):
         """Start on the next scan of this pass, or end the pass."""
         if self._scans is None:
-            self._scans = _names(self.folder)
-        for name in self._scans:
+            self._scans = _entries(self.folder)
+        for entry in self._scans:
+            name = entry[0]
             size = self._check(name)
             if size >= 0:
                 self._name, self._size, self._uploaded = name, size, False
@@ -218,10 +218,10 @@ class Spool:
         """The size of scan `name`; -1 when it is no scan, or is set aside now."""
         if name[0] == "." or name == SENT or name == BAD:
             return -1
-        path = join(self.folder, name)
+        path = self._dir + name
         try:
             st = os.stat(path)
-            if [c for c in "\r\n\0" if c in name]:
+            if "\r" in name or "\n" in name or "\0" in name:
                 why = "CR, LF or NUL in its name"
             elif st[0] & S_IFMT != S_IFREG:
                 why = "not a regular file"
@@ -230,8 +230,8 @@ class Spool:
                 return st[6]
         except OSError as exc:
             why = "vanished from the spool" if errno_of(exc) == errno.ENOENT else "unreadable: " + errno_text(exc)
-        bad = join(self.folder, BAD)
-        target = join(bad, name)
+        bad = self._dir + BAD
+        target = bad + "/" + name
         try:
             _mkdir(bad)
             if _size(target) >= 0:  # an earlier bad scan of that name: keep both
@@ -259,7 +259,7 @@ class Spool:
 
     def _put(self):
         self._say("uploading %s (%d bytes)" % (self._name, self._size))
-        self.client.put(join(self.folder, self._name), self._prefix + self._name, True, True)
+        self.client.put(self._dir + self._name, self._prefix + self._name, True, True)
 
     def _done(self, op, code=None, text=None):
         """The session's on_success(op) and on_failure(op, code, text) alike."""
@@ -273,7 +273,7 @@ class Spool:
             if what == "put":
                 self._uploaded = True
                 return c.size(self._prefix + self._name)
-            if what == "size" and op.result == self._size == _size(join(self.folder, self._name)):
+            if what == "size" and op.result == self._size == _size(self._dir + self._name):
                 return self._delivered()
             if what == "size" and self._uploaded:
                 text = "server has %d bytes, not %d" % (op.result, self._size)
@@ -298,11 +298,11 @@ class Spool:
 
     def _delivered(self):
         name = self._name
-        path = join(self.folder, name)
+        path = self._dir + name
         try:
             if self.keep:
-                _mkdir(join(self.folder, SENT))
-                _replace(path, join(join(self.folder, SENT), name))
+                _mkdir(self._dir + SENT)
+                _replace(path, self._dir + SENT + "/" + name)
             else:
                 os.remove(path)
         except OSError as exc:
@@ -319,7 +319,7 @@ class Spool:
 
     def _note(self, entry):
         """Write the journal (entry None: remove it); errors are harmless (see the rules)."""
-        path = join(self.folder, JOURNAL)
+        path = self._dir + JOURNAL
         try:
             if entry is None:
                 os.remove(path)

@@ -268,6 +268,55 @@ def test_unusable_entries_are_set_aside_with_a_reason_and_not_retried(pyftpd, tm
     assert again.status.startswith("done")
 
 
+def place(home, name, data):
+    """Put a file on the server's disk as the server's own user would have written it."""
+    path = os.path.join(home, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    if os.geteuid() == 0 and os.stat(home).st_uid != 0:  # vsftpd's anonymous "ftp" user
+        os.chown(path, os.stat(home).st_uid, os.stat(home).st_gid)
+
+
+@pytest.mark.parametrize("server_class", [PyFTPD, VSFTPD], ids=["pyftpdlib", "vsftpd"])
+def test_each_crash_point_left_on_disk_is_recovered(server_class, tmp_path):
+    """The states a kill leaves, laid out by hand: each one ends with every scan once."""
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [300000, 5000, 7000])
+    part = lambda name: "." + DEVICE + "-" + name + ".part"  # noqa: E731
+    journal = spool / JOURNAL
+    with server_class() as srv:
+        # mid-upload: the journal names scan000, whose first 100000 bytes reached the .part
+        journal.write_text("300000 scan000.csv")
+        place(srv.home, part("scan000.csv"), scans["scan000.csv"][:100000])
+        progress = []
+        job = run_job(srv.url, str(spool), on_progress=lambda op, done, total: progress.append(done))
+        assert job.sent == 3 and progress[0] > 100000  # resumed, not restarted
+        assert_delivered(srv.home, scans)
+
+        # after the rename, before the local move: only moved, not sent again
+        (spool / "scan000.csv").write_bytes(scans["scan000.csv"])
+        journal.write_text("300000 scan000.csv")
+        job = run_job(srv.url, str(spool))
+        assert job.sent == 1 and "uploading scan000.csv (300000 bytes)" not in job.lines
+        assert "sent scan000.csv" in job.lines and not journal.exists()
+
+        # after the local move, before the journal went; plus an orphan .part of a scan that
+        # vanished mid-upload: it is deleted
+        journal.write_text("5000 gone.csv")
+        place(srv.home, part("gone.csv"), b"half a scan")
+        job = run_job(srv.url, str(spool))
+        assert job.sent == 0 and job.status.startswith("done") and not journal.exists()
+        assert_delivered(srv.home, scans)
+
+        # a journal torn by a crash on a host is ignored: the scan is simply sent (again)
+        (spool / "scan001.csv").write_bytes(scans["scan001.csv"])
+        journal.write_bytes(b"50")
+        job = run_job(srv.url, str(spool))
+        assert job.sent == 1 and not journal.exists()
+        assert_delivered(srv.home, scans)
+    assert os.listdir(spool) == []
+
+
 def test_a_scan_refused_by_the_server_stays_and_the_others_go(tmp_path):
     # a folder in the way of one remote name: the server refuses that scan only (550 on RNTO)
     spool = str(tmp_path / "spool")
