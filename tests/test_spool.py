@@ -341,10 +341,28 @@ def crash_scans(spool, seed):
     return make_scans(spool, sizes, seed)
 
 
-def start_upload(spool, url):
+def start_cli(spool, url):
+    """The job in `ulnet upload` on CPython; returns once it is about to start."""
     cmd = [sys.executable, "-m", "ulnet.tools", "upload", spool, url, "--device-id", DEVICE, "--deadline", "60"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=spool)
-    assert proc.stdout.readline().startswith("uploading ")  # the job is about to start
+    assert proc.stdout.readline().startswith("uploading ")
+    return proc
+
+
+def start_micropython(spool, url):
+    """The job under MicroPython as main.py would run it (run_from_config); returns once it
+    connects. Exit code 0 only when the spool is empty."""
+    config, script = spool + ".json", spool + ".py"
+    write_config(config, url=url, spool=spool, device_id=DEVICE, deadline_s=60)
+    lib = spool + ".lib"
+    if not os.path.exists(lib):
+        upy.make_lib(lib)
+    with open(script, "w") as f:
+        f.write("import sys\nsys.path.insert(0, %r)\nimport ulnet.spool\n"
+                "job = ulnet.spool.run_from_config(%r)\nsys.exit(1 if job.left or job.bad else 0)\n" % (lib, config))
+    proc = subprocess.Popen([upy.micropython_exe(), "-X", "heapsize=512K", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=os.path.dirname(spool))
+    assert proc.stdout.readline().startswith("connecting to ")
     return proc
 
 
@@ -363,39 +381,52 @@ def crash_point(spool, home):
     return "before the upload", name
 
 
-@pytest.mark.parametrize("batch", range(3))
-def test_sigkill_at_random_moments_then_restart_delivers_every_scan_once(batch, tmp_path):
-    """30 runs (3 batches of 10): each kills the uploader three times at seeded random moments
-    within the ~50 ms its batch takes here, then lets it finish. Every .part a kill leaves on
-    the server is resumed and renamed by the next run, never left behind."""
+def kill_and_restart(tmp_path, seeds, start, window_s, kills=3):
+    """For each seed: a spool of scans, `kills` runs killed at seeded random moments within
+    window_s (about what the whole batch takes here), then a run to the end. Checks every scan
+    once, byte-identical, nothing else on the server (no .part left), the spool empty.
+    Returns where the kills landed: {crash point: count}."""
     points = {}
     with PyFTPD() as srv:
-        for run in range(10):
-            seed = batch * 10 + run
+        for seed in seeds:
             rng = random.Random(seed)
             spool = str(tmp_path / ("spool%d" % seed))
             home = os.path.join(srv.home, "run%d" % seed)
             os.mkdir(home)
-            url = srv.url + "run%d" % seed
             scans = crash_scans(spool, seed)
             renamed = None  # a scan on the server under its final name, still in the spool
-            for kill in range(4):
-                proc = start_upload(spool, url)
-                if kill < 3:
-                    time.sleep(rng.uniform(0, 0.04))
+            for kill in range(kills + 1):
+                proc = start(spool, srv.url + "run%d" % seed)
+                if kill < kills:
+                    time.sleep(rng.uniform(0, window_s))
                     proc.send_signal(signal.SIGKILL)
                 out = proc.communicate(timeout=90)[0]
                 if renamed and "sent " + renamed in out:  # the restart only checked and moved it
                     assert "uploading " + renamed not in out, out
                 point, renamed = crash_point(spool, home)
                 renamed = renamed if point == "after the rename" else None
-                if kill < 3:
+                if kill < kills:
                     points[point] = points.get(point, 0) + 1
             assert proc.returncode == 0 and point == "after the end", out
             assert_delivered(home, scans)
             assert os.listdir(spool) == []
     print("kills landed:", points)
+    return points
+
+
+@pytest.mark.parametrize("batch", range(3))
+def test_sigkill_at_random_moments_then_restart_delivers_every_scan_once(batch, tmp_path):
+    """30 runs (3 batches of 10) of `ulnet upload`, each killed three times within the ~50 ms
+    its batch takes here. Every .part a kill leaves on the server is resumed and renamed by
+    the next run, never left behind."""
+    points = kill_and_restart(tmp_path, range(batch * 10, batch * 10 + 10), start_cli, 0.04)
     assert points.get("mid-upload", 0) >= 2, points
+
+
+def test_sigkill_under_micropython_then_restart_delivers_every_scan_once(tmp_path):
+    """The same on the interpreter a device runs: 8 runs, two kills each within ~80 ms."""
+    points = kill_and_restart(tmp_path, range(100, 108), start_micropython, 0.08, kills=2)
+    assert points.get("mid-upload", 0) >= 1, points
 
 
 # -- the same job under the real MicroPython interpreter --------------------------------------
