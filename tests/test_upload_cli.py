@@ -3,6 +3,7 @@ on a terminal, a summary table, exit code 0 only when the spool is empty, never 
 
 import os
 import pty
+import signal
 import subprocess
 import sys
 
@@ -101,6 +102,22 @@ def test_wrong_password_exits_1_saying_why_and_keeps_every_scan(pyftpd, tmp_path
     assert "WRONG-pw-123" not in out and PASSWORD not in out
     assert sorted(n for n in os.listdir(spool) if not n.startswith(".")) == sorted(scans)
     assert os.listdir(pyftpd.home) == []
+
+
+def test_ctrl_c_stops_with_130_and_the_summary(pyftpd, tmp_path):
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [10, 20])
+    wrong = pyftpd.url.replace(PASSWORD, "WRONG-pw-123")  # the login hangs for 3 s
+    cmd = [sys.executable, "-m", "ulnet.tools", "upload", str(spool), wrong, "--device-id", DEVICE]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout.readline().startswith("uploading 2 scans")
+    assert proc.stdout.readline().startswith("connecting to")
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130, out
+    assert out.splitlines()[-1] == "interrupted: 0 sent (0 bytes), 0 set aside, 2 left"
+    assert row(out, "left") == ["2", "30"] and "WRONG-pw-123" not in out
+    assert sorted(n for n in os.listdir(spool) if not n.startswith(".")) == sorted(scans)
 
 
 def test_server_down_exits_1_saying_why(tmp_path):

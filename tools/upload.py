@@ -3,7 +3,7 @@
 On a terminal a progress bar shows files and bytes; otherwise each status line of the job is
 printed as it comes. A summary table ends the run. Exit code: 0 only when the spool is empty
 and no scan was set aside; 1 when scans are left (the last line says why) or some were set
-aside in SPOOL_DIR/bad/; 2 for bad arguments. The URL is only ever shown through redact(): the
+aside in SPOOL_DIR/bad/; 2 for bad arguments; 130 after Ctrl-C. The URL is only ever shown through redact(): the
 password never reaches the output.
 """
 
@@ -36,7 +36,7 @@ class Progress:
     def __init__(self, out, job, files, total):
         self.out, self.job, self.files, self.total = out, job, files, total
         self.tty = out.isatty()
-        self.current = 0  # bytes of the scan in flight that are on the server
+        self.current = 0  # bytes of the scan in flight sent so far
         self.drawn = -REDRAW_MS
 
     def status(self, text):
@@ -46,7 +46,7 @@ class Progress:
         else:
             print(text, file=self.out, flush=True)
 
-    def bytes(self, op, done, total):
+    def sending(self, op, done, total):
         self.current = done
         if self.tty:
             self.draw("uploading " + op.args[0].rsplit("/", 1)[-1], False)
@@ -105,17 +105,19 @@ def run(args):
     out = sys.stdout
     bar = Progress(out, job, files, total)
     job.on_status = bar.status
-    job.on_progress = bar.bytes
+    job.on_progress = bar.sending
     print("uploading %d scans (%s) from %s to %s" % (files, human(total), args.spool, redact(args.url)),
           file=out, flush=True)
     start = ev.port.ticks_ms()
+    code = None
     try:
         job.start()
         ev.run_until(lambda: job.done, job.deadline_ms + 10000)
     except KeyboardInterrupt:
-        job.stop("interrupted")
+        job.stop("interrupted")  # the scan in flight stays, its .part is resumed next time
+        code = 130
     finally:
         ev.close()
         bar.end()
     print(summary(job, ev.port.ticks_diff(ev.port.ticks_ms(), start) / 1000), file=out, flush=True)
-    return 0 if job.left == 0 and job.bad == 0 else 1
+    return code or (0 if job.left == 0 and job.bad == 0 else 1)
