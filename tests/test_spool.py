@@ -445,3 +445,33 @@ def test_the_job_under_micropython(pyftpd, tmp_path):
     assert done.stdout.startswith("done: 31 sent (%d bytes)" % sum(map(len, scans.values()))), done.stdout
     assert_delivered(pyftpd.home, scans)
     assert sorted(os.listdir(spool)) == ["sent"] and pending(spool) == (0, 0)
+
+
+def test_the_job_holds_no_more_heap_per_scan_under_micropython(pyftpd, tmp_path):
+    """Live heap (after a collect) at each confirmed scan: flat from the 10th scan to the
+    150th, so a long spool cannot exhaust a board. Also the module's own cost at import."""
+    spool = str(tmp_path / "spool")
+    make_scans(spool, [100] * 150)
+    config = str(tmp_path / "ulnet.json")
+    write_config(config, url=pyftpd.url, spool=spool, device_id=DEVICE)
+    code = ("import gc, ulnet.ftp.session, ulnet.eventer, ulnet.ports.upy\n"
+            "gc.collect()\nbefore = gc.mem_alloc()\nimport ulnet.spool\ngc.collect()\n"
+            "print(gc.mem_alloc() - before)\n"
+            "seen = [0, 0, 0]  # scans confirmed, heap at the 10th, most heap since\n"
+            "def status(text):\n"
+            "    if text.startswith('sent'):\n"
+            "        gc.collect()\n"
+            "        seen[0] += 1\n"
+            "        if seen[0] == 10:\n"
+            "            seen[1] = gc.mem_alloc()\n"
+            "        elif seen[0] > 10:\n"
+            "            seen[2] = max(seen[2], gc.mem_alloc())\n"
+            "job = ulnet.spool.run_from_config(%r, on_status=status)\n"
+            "print(job.status)\nprint(seen)\n" % config)
+    done = upy.run(code, heap="512K", timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    imported, status, seen = done.stdout.splitlines()
+    assert status.startswith("done: 150 sent")
+    count, at_10th, most = json.loads(seen)
+    assert count == 150 and most <= at_10th + 256, (at_10th, most)
+    assert int(imported) < 10000  # bytes of heap for the module (compiled from .py here)
