@@ -10,6 +10,7 @@ Faults a real server produces but will not produce on demand:
 import argparse
 import errno
 import os
+import sys
 
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.filesystems import AbstractedFS
@@ -69,6 +70,17 @@ def main():
                 self.close()
 
         handle_read_event = handle_read  # the base class aliases its own handle_read
+
+        def handle_error(self):
+            # pyftpdlib wraps a failed file write as _FileReadWriteError(err), which drops the
+            # errno, and answers "426 None; transfer aborted."; answer with the errno's text, as
+            # it means to (disk full: "426 No space left on device; transfer aborted.")
+            cause = getattr(sys.exc_info()[1], "__cause__", None)
+            if isinstance(cause, OSError) and cause.errno:
+                self._resp = ("426 %s; transfer aborted." % os.strerror(cause.errno), self.cmd_channel.log)
+                self.close()
+            else:
+                super().handle_error()
 
     class Handler(FTPHandler):
         pass

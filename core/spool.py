@@ -1,0 +1,363 @@
+"""Spool: the store-and-forward upload job. Scan files dropped into a spool folder go to an FTP
+server, each exactly once, whatever fails and whenever the power goes.
+
+The spool folder (on the device's flash, or any folder on a host):
+    NAME             a scan waiting to go (any bytes). A scanner writes `.NAME` and renames it
+                     when complete: names starting with "." are never touched.
+    sent/NAME        uploaded and confirmed, when `keep` (otherwise the scan is deleted)
+    bad/NAME         set aside, never retried: a directory, a device node, unreadable, a name
+                     FTP cannot carry; bad/NAME.why holds the reason (also when NAME vanished)
+    .journal         "SIZE NAME" of the scan in flight (written to .journal.tmp, then renamed)
+
+Rules:
+- Scan NAME goes to URLPATH/DEVICEID-NAME by an atomic, resumable put: the server writes
+  .DEVICEID-NAME.part and renames it when complete, so the final name never holds a partial
+  file and a retry replaces, never duplicates. Scan names must be unique per device.
+- A scan leaves the spool only after the server confirmed it: the put's final reply and its
+  rename, then SIZE equal to the local size. Then the scan moves (or is deleted), then the
+  journal goes.
+- A crash at any instant, then a restart:
+    before the journal names the scan: nothing of it reached the server;
+    mid-upload: the scan is still here and its .part on the server is resumed, then renamed;
+    after the rename, before the local move: the journaled scan is checked with SIZE first and
+      only moved, not sent again;
+    after the local move (atomic: one rename or remove), before the journal goes: the scan is
+      gone, so its .part (none, or an orphan of a scan that vanished mid-upload) is deleted.
+  Without a journal (lost, torn, flash full) every outcome is still right, only slower: a scan
+  already on the server is sent again and replaces itself. So journal write errors are ignored.
+- Failures never drop a scan. The status line says why, and the job retries with capped
+  exponential backoff (timers, never sleeps) until its deadline. A refusal of one scan (5xx,
+  or a failed data connection) moves on to the next; anything else (unreachable, login refused,
+  disk full, 4xx, a lost link) ends the pass until the backoff is over.
+- The password is only in the URL given to the job and is used only to log in: the status and
+  reasons show `redact(url)`, the repr nothing of it.
+- Runs unchanged on MicroPython: os.ilistdir, no os.path, numbers compared to errno by name.
+"""
+
+import errno
+import json
+import os
+
+from ulnet.errors import errno_of, errno_text
+from ulnet.ftp.ops import temp_name
+from ulnet.ftp.session import FTPSession
+from ulnet.ftp.url import parse_url, redact
+
+JOURNAL = ".journal"
+SENT = "sent"
+BAD = "bad"
+# os.stat()[0] file type bits: the same on CPython and every MicroPython port
+S_IFMT = 0xF000
+S_IFREG = 0x8000
+
+
+def _entries(folder):
+    """The folder's entries, tuples with the name first: os.ilistdir streams them on MicroPython
+    (a board cannot hold a long list); CPython has none, zip() makes its names 1-tuples."""
+    return os.ilistdir(folder) if hasattr(os, "ilistdir") else zip(os.listdir(folder))
+
+
+def _size(path):
+    """The size of path, -1 when it cannot be stat'ed."""
+    try:
+        return os.stat(path)[6]
+    except OSError:
+        return -1
+
+
+def _mkdir(path):
+    try:
+        os.mkdir(path)
+    except OSError as exc:
+        if errno_of(exc) != errno.EEXIST:
+            raise
+
+
+def _replace(src, dst):
+    """Rename src onto dst, replacing it: the unix port and littlefs do that, FAT refuses."""
+    try:
+        os.rename(src, dst)
+    except OSError as exc:
+        if errno_of(exc) != errno.EEXIST:
+            raise
+        os.remove(dst)
+        os.rename(src, dst)
+
+
+def pending(folder):
+    """(files, bytes) of what waits in the spool folder."""
+    files = total = 0
+    base = folder.rstrip("/") + "/"
+    for entry in _entries(folder):
+        name = entry[0]
+        if name[0] != "." and name != SENT and name != BAD:
+            files += 1
+            total += max(0, _size(base + name))
+    return files, total
+
+
+class Spool:
+    """The upload job on an eventer: `start()`, then run the eventer until `done`.
+
+    Counters: `sent` scans and their `bytes`, `bad` (set aside), `failures` (failed attempts),
+    `left` (scans still in the spool when done); `reason` is the last failure, `status` one
+    line saying what the job does or why it waits. Callbacks, set before start():
+    on_status(text) on each new status; on_progress(op, done, total) as bytes go out (the FTP
+    session's own callback: op.args[0] is the scan's path).
+    """
+
+    backoff_ms = 1000  # the first wait after a failed pass; doubles after each failed pass
+    backoff_max_ms = 60000  # up to this: a scanner on flaky Wi-Fi still tries every minute
+
+    def __init__(self, eventer, url, folder, device_id, keep=False, deadline_ms=600000):
+        path = parse_url(url)[4]  # ValueError naming what is wrong, never quoting the password
+        d = device_id
+        if not d or d[0] == "." or "/" in d or "\r" in d or "\n" in d or "\0" in d:
+            raise ValueError("device id must be a name without '/', CR, LF or NUL")
+        if not folder.strip("/"):
+            raise ValueError("the spool folder cannot be /")
+        self.eventer, self.folder, self.keep, self.deadline_ms = eventer, folder, keep, deadline_ms
+        self._url = url
+        self._dir = folder.rstrip("/") + "/"  # paths are self._dir + name
+        self._prefix = (path.rstrip("/") + "/" if path.strip("/") else "") + device_id + "-"
+        self.sent = self.bytes = self.bad = self.failures = self.left = self._size = self._delay = 0
+        # _scans: the walk of this pass; _name, _size: the scan in flight
+        self.reason = self.on_status = self.on_progress = self.client = self._scans = self._name = None
+        self._timer = self._end = None
+        self.status = "not started"
+        # _uploaded: the put of the scan in flight succeeded; _moved: this pass delivered or set
+        # a scan aside (so another pass follows); _failed: a scan of this pass failed
+        self.done = self._uploaded = self._moved = self._failed = False
+
+    def start(self):
+        """Begin at once; raises OSError when the spool folder is missing. Returns self."""
+        _entries(self.folder)  # ENOENT, ENOTDIR now rather than from inside the loop
+        ev = self.eventer
+        self._delay = self.backoff_ms
+        self.client = c = FTPSession(ev)
+        c.on_success = c.on_failure = self._done
+        c.on_progress = self.on_progress
+        self._end = ev.call_later(self.deadline_ms, self.stop)
+        self._timer = ev.call_later(0, self._pass)
+        return self
+
+    def stop(self, why="deadline passed"):
+        """End the job now (an upload in flight is dropped: its .part is resumed next time)."""
+        if self.done:
+            return
+        self.done = True
+        self._timer.cancel()
+        self._end.cancel()
+        c = self.client
+        if not c.idle:
+            c._fatal(why)  # the session has no public abort; its reports are ignored now
+        elif c.connected:
+            c.quit()
+        self.left = pending(self.folder)[0]
+        tail = "; last failure: " + self.reason if self.left and self.reason else ""
+        self._say("%s: %d sent (%d bytes), %d set aside, %d left%s"
+                  % (why, self.sent, self.bytes, self.bad, self.left, tail))
+
+    def summary(self):
+        return {"sent": self.sent, "bytes": self.bytes, "bad": self.bad, "failures": self.failures,
+                "left": self.left, "reason": self.reason, "status": self.status}
+
+    # -- passes ----------------------------------------------------------------------------
+
+    def _pass(self):
+        """Log in when needed, then walk the spool once, starting with the scan a crash may
+        have left in flight (the journal names it)."""
+        c = self.client
+        if not c.connected:
+            host, port, user, password, _ = parse_url(self._url)
+            self._say("connecting to " + redact(self._url))
+            c.connect(host, port, user, password)
+            return  # its report comes back here
+        self._moved = self._failed = False
+        self._scans = None
+        try:
+            with open(self._dir + JOURNAL) as f:
+                size, name = f.read(512).split(" ", 1)
+            size = int(size)
+        except (OSError, ValueError):
+            return self._next()  # none, or torn by a crash on a host: the safe (slower) path
+        self._name, self._size, self._uploaded = name, size, False
+        remote = self._prefix + name
+        if _size(self._dir + name) == size:
+            c.size(remote)  # it may be on the server already: then it only moves
+        else:  # gone (delivered, or vanished mid-upload) or changed: its .part is an orphan
+            c.delete(temp_name(remote))
+
+    def _next(self):
+        """Start on the next scan of this pass, or end the pass."""
+        if self._scans is None:
+            self._scans = _entries(self.folder)
+        for entry in self._scans:
+            name = entry[0]
+            size = self._check(name)
+            if size >= 0:
+                self._name, self._size, self._uploaded = name, size, False
+                self._note("%d %s" % (size, name))
+                return self._put()
+        self._scans = None
+        if self._moved:
+            self._pass()  # scans may have arrived, or been missed while others moved out
+        elif self._failed:
+            self._retry(self.reason)
+        else:
+            self.stop("done")
+
+    def _retry(self, why):
+        self._scans = None
+        delay = self._delay
+        self._delay = min(delay * 2, self.backoff_max_ms)
+        self._say("retry in %d.%d s: %s" % (delay // 1000, delay % 1000 // 100, why))
+        self._timer.restart(delay)
+
+    def _check(self, name):
+        """The size of scan `name`; -1 when it is no scan, or is set aside now."""
+        if name[0] == "." or name == SENT or name == BAD:
+            return -1
+        path = self._dir + name
+        try:
+            st = os.stat(path)
+            if "\r" in name or "\n" in name or "\0" in name:
+                why = "CR, LF or NUL in its name"
+            elif st[0] & S_IFMT != S_IFREG:
+                why = "not a regular file"
+            else:
+                open(path, "rb").close()  # readable: what the put will do
+                return st[6]
+        except OSError as exc:
+            why = "vanished from the spool" if errno_of(exc) == errno.ENOENT else "unreadable: " + errno_text(exc)
+        bad = self._dir + BAD
+        target = bad + "/" + name
+        try:
+            _mkdir(bad)
+            if _size(target) >= 0:  # an earlier bad scan of that name: keep both
+                target += ".%d" % self.eventer.port.ticks_ms()
+            # the reason first: a crash before the move leaves the entry here, to be set aside again
+            with open(target + ".why", "w") as f:
+                f.write(why + "\n")
+            try:
+                _replace(path, target)
+            except OSError as exc:
+                if errno_of(exc) != errno.ENOENT:  # vanished: the reason alone is the record
+                    raise
+        except OSError as exc:
+            self.failures += 1
+            self._failed = True
+            self.reason = "cannot move %s: %s" % (name, errno_text(exc))
+            self._say(self.reason)
+            return -1
+        self.bad += 1
+        self._moved = True
+        self._say("set aside %s: %s" % (name, why))
+        return -1
+
+    # -- the scan in flight ----------------------------------------------------------------
+
+    def _put(self):
+        self._say("uploading %s (%d bytes)" % (self._name, self._size))
+        self.client.put(self._dir + self._name, self._prefix + self._name, True, True)
+
+    def _done(self, op, code=None, text=None):
+        """The session's on_success(op) and on_failure(op, code, text) alike."""
+        if self.done:
+            return
+        what = op.name
+        c = self.client
+        if text is None:
+            if what == "connect":
+                return self._pass()
+            if what == "put":
+                self._uploaded = True
+                return c.size(self._prefix + self._name)
+            if what == "size" and op.result == self._size == _size(self._dir + self._name):
+                return self._delivered()
+            if what == "size" and self._uploaded:
+                text = "server has %d bytes, not %d" % (op.result, self._size)
+        if c.connected and what == "delete":  # deleted, or no orphan .part: the usual case
+            self._note(None)
+            return self._next()
+        if c.connected and what == "size" and not self._uploaded:
+            return self._put()  # the journaled scan is not (all) under its final name: resume
+        reply = "%d %s" % (code, text) if code else text
+        full = code in (452, 552) or "no space" in text.lower()  # 452, 552: RFC 959 for "full"
+        if what == "connect":
+            why = ("login refused: " if code == 530 else "cannot log in: " if code else "server unreachable: ") + reply
+        else:
+            why = "%s%s %s failed: %s" % ("server disk full: " if full else "", what, self._name, reply)
+        self.failures += 1
+        self.reason = why
+        if c.connected and not full and not (code and code < 500):
+            self._failed = True  # this scan only: it stays, the others go on
+            self._say(why)
+            return self._next()
+        self._retry(why)
+
+    def _delivered(self):
+        name = self._name
+        path = self._dir + name
+        try:
+            if self.keep:
+                _mkdir(self._dir + SENT)
+                _replace(path, self._dir + SENT + "/" + name)
+            else:
+                os.remove(path)
+        except OSError as exc:
+            # on the server already; the journal makes the next pass check SIZE, not resend
+            self.failures += 1
+            return self._retry("cannot move %s: %s" % (name, errno_text(exc)))
+        self._note(None)
+        self.sent += 1
+        self.bytes += self._size
+        self._moved = True
+        self._delay = self.backoff_ms
+        self._say("sent " + name)
+        self._next()
+
+    def _note(self, entry):
+        """Write the journal (entry None: remove it); errors are harmless (see the rules)."""
+        path = self._dir + JOURNAL
+        try:
+            if entry is None:
+                os.remove(path)
+            else:
+                with open(path + ".tmp", "w") as f:
+                    f.write(entry)
+                _replace(path + ".tmp", path)
+        except OSError:
+            pass
+
+    def _say(self, text):
+        self.status = text
+        if self.on_status is not None:
+            self.on_status(text)
+
+
+def run_from_config(path="/ulnet.json", on_status=print):
+    """Run the job a JSON config describes until the spool is empty or its deadline passes;
+    returns the job (its counters and status). Config keys: "url" (ftp://user:password@host/dir),
+    "device_id", and optional "spool" (default "/spool"), "keep" (false), "deadline_s" (600)."""
+    from ulnet.eventer import Eventer
+
+    try:
+        with open(path) as f:
+            cfg = json.loads(f.read())
+        url, device_id = cfg["url"], cfg["device_id"]
+    except KeyError as exc:
+        raise ValueError("config %s: missing %s" % (path, exc)) from None
+    except (OSError, ValueError, TypeError):  # never quote the file: it holds the password
+        raise ValueError("config %s: unreadable, or not a JSON object" % path) from None
+    ev = Eventer()
+    try:
+        job = Spool(ev, url, cfg.get("spool", "/spool"), device_id, cfg.get("keep", False),
+                    int(cfg.get("deadline_s", 600) * 1000))
+        job.on_status = on_status
+        job.start()
+        # the job's own deadline ends it first; this bound only guards against a stuck loop
+        ev.run_until(lambda: job.done, job.deadline_ms + 10000)
+    finally:
+        ev.close()
+    return job

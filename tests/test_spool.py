@@ -1,0 +1,477 @@
+"""The store-and-forward upload job (ulnet.spool) against real FTP servers on loopback: every scan
+exactly once and byte-identical on the server, whatever fails, and at any kill -9."""
+
+import json
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+import ulnet
+import upy
+from servers.ftp import PyFTPD, VSFTPD
+from ulnet.spool import JOURNAL, Spool, pending, run_from_config
+
+DEVICE = "SCN042"
+
+
+def make_scans(folder, sizes, seed=0, prefix="scan"):
+    """Write one scan per size (random bytes); returns {name: bytes}."""
+    rng = random.Random(seed)
+    os.makedirs(folder, exist_ok=True)
+    made = {}
+    for i, size in enumerate(sizes):
+        name = "%s%03d.csv" % (prefix, i)
+        made[name] = rng.randbytes(size)
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(made[name])
+    return made
+
+
+def small_sizes(n, seed=0):
+    rng = random.Random(seed)
+    return [rng.choice((0, 1, rng.randrange(2, 200), rng.randrange(200, 20000))) for _ in range(n)]
+
+
+def server_files(home):
+    """{name: bytes} of every file in the server's folder (temporary .part files included)."""
+    out = {}
+    for name in os.listdir(home):
+        path = os.path.join(home, name)
+        if os.path.isfile(path):
+            with open(path, "rb") as f:
+                out[name] = f.read()
+    return out
+
+
+def assert_delivered(home, scans, device=DEVICE):
+    """Each scan exactly once under DEVICE-NAME, byte-identical; nothing else (no .part)."""
+    on_server = server_files(home)
+    assert sorted(on_server) == sorted(device + "-" + name for name in scans)
+    for name, data in scans.items():
+        assert on_server[device + "-" + name] == data, name
+
+
+def run_job(url, folder, deadline_ms=30000, keep=False, device=DEVICE, hook=None, **knobs):
+    """Run a job to its end on a fresh eventer; returns it with `lines` (every status line)."""
+    ev = ulnet.Eventer()
+    try:
+        job = Spool(ev, url, folder, device, keep, deadline_ms)
+        job.backoff_ms = 100
+        for name, value in knobs.items():
+            setattr(job, name, value)
+        job.lines = []
+        job.on_status = job.lines.append
+        if hook:
+            hook(job)
+        job.start()
+        ev.run_until(lambda: job.done, deadline_ms + 10000)
+    finally:
+        ev.close()
+    return job
+
+
+@pytest.fixture
+def pyftpd():
+    with PyFTPD() as srv:
+        yield srv
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["delete", "keep"])
+@pytest.mark.parametrize("server_class", [PyFTPD, VSFTPD], ids=["pyftpdlib", "vsftpd"])
+def test_100_scans_arrive_once_byte_identical(server_class, keep, tmp_path):
+    spool = str(tmp_path / "spool")
+    scans = make_scans(spool, small_sizes(100))
+    with server_class() as srv:
+        job = run_job(srv.url, spool, keep=keep)
+        assert_delivered(srv.home, scans)
+    assert (job.sent, job.bytes, job.bad, job.failures, job.left) == (100, sum(map(len, scans.values())), 0, 0, 0)
+    assert job.status.startswith("done: 100 sent") and job.reason is None
+    left = sorted(os.listdir(spool))
+    if keep:
+        assert left == ["sent"]
+        for name, data in scans.items():
+            assert (tmp_path / "spool" / "sent" / name).read_bytes() == data
+    else:
+        assert left == []
+
+
+def test_server_restarted_twice_mid_batch_everything_arrives_once(pyftpd, tmp_path):
+    spool = str(tmp_path / "spool")
+    scans = make_scans(spool, small_sizes(40) + [6 << 20, 8 << 20])
+    big = [name for name, data in scans.items() if len(data) > 1 << 20]
+    progress = []  # (attempt, name, done): attempt counts the "uploading" lines so far
+    restarts = []
+
+    def hook(job):
+        def status(text):
+            job.lines.append(text)
+            if text.startswith("sent") and job.sent == 10 and not restarts:
+                restarts.append("between scans")
+                pyftpd.restart()
+
+        def watch():
+            # the second restart cuts a big scan once the server holds a good part of it
+            # (bytes the client sent may still sit in the kernel's buffers: a kill drops them)
+            for name in big:
+                part = os.path.join(pyftpd.home, "." + DEVICE + "-" + name + ".part")
+                if len(restarts) == 1 and 1 << 18 < (os.path.getsize(part) if os.path.exists(part) else 0):
+                    pyftpd.restart()
+                    restarts.append((name, os.path.getsize(part)))
+            if len(restarts) < 2:
+                timer.restart(1)
+
+        job.on_status = status
+        job.on_progress = lambda op, done, total: progress.append(
+            (sum(line.startswith("uploading") for line in job.lines), os.path.basename(op.args[0]), done))
+        timer = job.eventer.call_later(1, watch)
+
+    job = run_job(pyftpd.url, spool, hook=hook)
+    assert len(restarts) == 2, restarts
+    assert_delivered(pyftpd.home, scans)
+    assert job.sent == 42 and job.left == 0 and os.listdir(spool) == []
+    assert job.failures >= 2 and any(line.startswith("retry in") for line in job.lines)
+    # the big scan cut by the second restart resumed where the server's .part ended
+    name, kept = restarts[1]
+    cut = [(attempt, done) for attempt, scan, done in progress if scan == name]
+    last_attempt = [done for attempt, done in cut if attempt == cut[-1][0]]
+    assert cut[0][0] < cut[-1][0] and last_attempt[0] > kept
+
+
+def write_config(path, **cfg):
+    with open(path, "w") as f:
+        f.write(json.dumps(cfg))
+
+
+def test_wrong_password_then_corrected_config_loses_and_duplicates_nothing(pyftpd, tmp_path):
+    spool = str(tmp_path / "spool")
+    scans = make_scans(spool, small_sizes(12))
+    config = str(tmp_path / "ulnet.json")
+    wrong = pyftpd.url.replace(":s3cret@", ":WRONG-pw-123@")
+    # pyftpdlib answers a wrong password after 3 s (auth_failed_timeout)
+    write_config(config, url=wrong, spool=spool, device_id=DEVICE, deadline_s=4.5)
+    lines = []
+    job = run_from_config(config, on_status=lines.append)
+    assert job.sent == 0 and job.left == 12 and job.failures >= 1
+    assert job.reason.startswith("login refused: 530")
+    assert "login refused: 530" in job.status and job.status.startswith("deadline passed")
+    assert any(line.startswith("retry in") for line in lines)
+    shown = "\n".join(lines) + repr(job) + json.dumps(job.summary())
+    assert "WRONG-pw-123" not in shown and "s3cret" not in shown and "***" in shown
+    assert sorted(os.listdir(spool)) == sorted(scans) and server_files(pyftpd.home) == {}
+
+    write_config(config, url=pyftpd.url, spool=spool, device_id=DEVICE, keep=True)
+    job = run_from_config(config, on_status=lines.append)
+    assert job.sent == 12 and job.left == 0 and job.status.startswith("done")
+    assert_delivered(pyftpd.home, scans)
+    assert sorted(os.listdir(os.path.join(spool, "sent"))) == sorted(scans)
+    assert "s3cret" not in "\n".join(lines)
+
+
+def test_config_errors_are_one_clear_line_without_secrets(tmp_path):
+    config = str(tmp_path / "ulnet.json")
+    with pytest.raises(ValueError, match="unreadable"):
+        run_from_config(config)
+    with open(config, "w") as f:
+        f.write('{"url": "ftp://u:TOPSECRET@h/", "device_id": ')
+    with pytest.raises(ValueError) as bad_json:
+        run_from_config(config)
+    write_config(config, url="ftp://u:TOPSECRET@h/")
+    with pytest.raises(ValueError, match="missing 'device_id'"):
+        run_from_config(config)
+    write_config(config, url="ftp://u:TOPSECRET@h:port/", device_id="D")
+    with pytest.raises(ValueError) as bad_url:
+        run_from_config(config)
+    write_config(config, url="ftp://u:p@h/", device_id="a/b")
+    with pytest.raises(ValueError, match="device id"):
+        run_from_config(config)
+    for error in (bad_json, bad_url):
+        assert "TOPSECRET" not in str(error.value)
+    assert "bad port" in str(bad_url.value)
+
+
+def test_missing_spool_folder_is_an_error_before_anything_is_sent(pyftpd, tmp_path):
+    with pytest.raises(OSError):
+        run_job(pyftpd.url, str(tmp_path / "nope"))
+
+
+def test_disk_full_keeps_the_scans_and_says_so_then_they_go_once_space_is_back(tmp_path):
+    spool = str(tmp_path / "spool")
+    home = str(tmp_path / "home")
+    os.makedirs(home)
+    scans = make_scans(spool, [40000] * 10)
+    with PyFTPD(home=home, quota=150000) as srv:
+        job = run_job(srv.url, spool, deadline_ms=2500)
+    assert job.done and job.left > 0 and job.sent + job.left == 10
+    assert job.reason.startswith("server disk full") and "No space left" in job.reason
+    assert "server disk full" in job.status and job.status.startswith("deadline passed")
+    on_server = server_files(home)
+    for name, data in scans.items():
+        final = DEVICE + "-" + name
+        # delivered scans left the spool; the others are all still there, and never under
+        # their final name on the server
+        assert (final in on_server) != os.path.exists(os.path.join(spool, name))
+        if final in on_server:
+            assert on_server[final] == data
+
+    with PyFTPD(home=home) as srv:  # an operator freed space
+        job = run_job(srv.url, spool)
+    assert job.left == 0 and os.listdir(spool) == []
+    assert_delivered(home, scans)
+
+
+def test_unusable_entries_are_set_aside_with_a_reason_and_not_retried(pyftpd, tmp_path):
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [10, 2000, 300])
+    os.mkdir(spool / "a-folder")
+    os.mkfifo(spool / "a-pipe")
+    os.symlink(tmp_path / "nowhere", spool / "a-dangling-link")
+    (spool / "bad\nname.csv").write_bytes(b"x")
+    (spool / ".being-written.csv").write_bytes(b"scanner still writing")
+    expected = {"a-folder": "not a regular file", "a-pipe": "not a regular file",
+                "a-dangling-link": "vanished from the spool", "bad\nname.csv": "CR, LF or NUL in its name"}
+    if os.geteuid() != 0:  # root reads anything
+        (spool / "locked.csv").write_bytes(b"x")
+        os.chmod(spool / "locked.csv", 0)
+        expected["locked.csv"] = "unreadable: permission denied"
+    vanish = []
+
+    def hook(job):
+        def status(text):
+            job.lines.append(text)
+            if text.startswith("uploading") and not vanish:  # another scan disappears meanwhile
+                vanish.append(next(n for n in scans if n not in text))
+                os.remove(spool / vanish[0])
+
+        job.on_status = status
+
+    job = run_job(pyftpd.url, str(spool), hook=hook)
+    expected[vanish[0]] = "vanished from the spool"
+    del scans[vanish[0]]
+    assert_delivered(pyftpd.home, scans)
+    assert job.bad == len(expected) and job.sent == len(scans) and job.left == 0
+    bad = spool / "bad"
+    for name, why in expected.items():
+        assert (bad / (name + ".why")).read_text() == why + "\n"
+        assert any(line == "set aside %s: %s" % (name, why) for line in job.lines)
+    assert os.path.isdir(bad / "a-folder") and stat.S_ISFIFO(os.lstat(bad / "a-pipe").st_mode)
+    assert os.path.islink(bad / "a-dangling-link") and not os.path.exists(bad / vanish[0])
+    assert sorted(os.listdir(spool)) == [".being-written.csv", "bad"]
+    # set aside means never retried: a second run finds nothing to do
+    again = run_job(pyftpd.url, str(spool))
+    assert (again.sent, again.bad, again.failures, again.left) == (0, 0, 0, 0)
+    assert again.status.startswith("done")
+
+
+def place(home, name, data):
+    """Put a file on the server's disk as the server's own user would have written it."""
+    path = os.path.join(home, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    if os.geteuid() == 0 and os.stat(home).st_uid != 0:  # vsftpd's anonymous "ftp" user
+        os.chown(path, os.stat(home).st_uid, os.stat(home).st_gid)
+
+
+@pytest.mark.parametrize("server_class", [PyFTPD, VSFTPD], ids=["pyftpdlib", "vsftpd"])
+def test_each_crash_point_left_on_disk_is_recovered(server_class, tmp_path):
+    """The states a kill leaves, laid out by hand: each one ends with every scan once."""
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [300000, 5000, 7000])
+    part = lambda name: "." + DEVICE + "-" + name + ".part"  # noqa: E731
+    journal = spool / JOURNAL
+    with server_class() as srv:
+        # mid-upload: the journal names scan000, whose first 100000 bytes reached the .part
+        journal.write_text("300000 scan000.csv")
+        place(srv.home, part("scan000.csv"), scans["scan000.csv"][:100000])
+        progress = []
+        job = run_job(srv.url, str(spool), on_progress=lambda op, done, total: progress.append(done))
+        assert job.sent == 3 and progress[0] > 100000  # resumed, not restarted
+        assert_delivered(srv.home, scans)
+
+        # after the rename, before the local move: only moved, not sent again
+        (spool / "scan000.csv").write_bytes(scans["scan000.csv"])
+        journal.write_text("300000 scan000.csv")
+        job = run_job(srv.url, str(spool))
+        assert job.sent == 1 and "uploading scan000.csv (300000 bytes)" not in job.lines
+        assert "sent scan000.csv" in job.lines and not journal.exists()
+
+        # after the local move, before the journal went; plus an orphan .part of a scan that
+        # vanished mid-upload: it is deleted
+        journal.write_text("5000 gone.csv")
+        place(srv.home, part("gone.csv"), b"half a scan")
+        job = run_job(srv.url, str(spool))
+        assert job.sent == 0 and job.status.startswith("done") and not journal.exists()
+        assert_delivered(srv.home, scans)
+
+        # a journal torn by a crash on a host is ignored: the scan is simply sent (again)
+        (spool / "scan001.csv").write_bytes(scans["scan001.csv"])
+        journal.write_bytes(b"50")
+        job = run_job(srv.url, str(spool))
+        assert job.sent == 1 and not journal.exists()
+        assert_delivered(srv.home, scans)
+    assert os.listdir(spool) == []
+
+
+def test_a_scan_refused_by_the_server_stays_and_the_others_go(tmp_path):
+    # a folder in the way of one remote name: the server refuses that scan only (550 on RNTO)
+    spool = str(tmp_path / "spool")
+    scans = make_scans(spool, [100, 200, 300])
+    with VSFTPD() as srv:
+        os.mkdir(os.path.join(srv.home, DEVICE + "-scan001.csv"))
+        job = run_job(srv.url, spool, deadline_ms=2000)
+        on_server = server_files(srv.home)
+    assert job.sent == 2 and job.left == 1
+    assert sorted(os.listdir(spool)) == [JOURNAL, "scan001.csv"]  # still in flight, for a retry
+    assert "scan001.csv" in job.reason and job.reason.startswith("put scan001.csv failed: 5")
+    assert on_server[DEVICE + "-scan000.csv"] == scans["scan000.csv"]
+    assert on_server[DEVICE + "-scan002.csv"] == scans["scan002.csv"]
+
+
+# -- crash safety: the uploading process killed with SIGKILL at random moments ---------------
+
+
+def crash_scans(spool, seed):
+    rng = random.Random(seed)
+    sizes = small_sizes(14, seed) + [rng.randrange(1 << 20, 4 << 20) for _ in range(2)]
+    return make_scans(spool, sizes, seed)
+
+
+def start_cli(spool, url):
+    """The job in `ulnet upload` on CPython; returns once it is about to start."""
+    cmd = [sys.executable, "-m", "ulnet.tools", "upload", spool, url, "--device-id", DEVICE, "--deadline", "60"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=spool)
+    assert proc.stdout.readline().startswith("uploading ")
+    return proc
+
+
+def start_micropython(spool, url):
+    """The job under MicroPython as main.py would run it (run_from_config); returns once it
+    connects. Exit code 0 only when the spool is empty."""
+    config, script = spool + ".json", spool + ".py"
+    write_config(config, url=url, spool=spool, device_id=DEVICE, deadline_s=60)
+    lib = spool + ".lib"
+    if not os.path.exists(lib):
+        upy.make_lib(lib)
+    with open(script, "w") as f:
+        f.write("import sys\nsys.path.insert(0, %r)\nimport ulnet.spool\n"
+                "job = ulnet.spool.run_from_config(%r)\nsys.exit(1 if job.left or job.bad else 0)\n" % (lib, config))
+    proc = subprocess.Popen([upy.micropython_exe(), "-X", "heapsize=512K", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=os.path.dirname(spool))
+    assert proc.stdout.readline().startswith("connecting to ")
+    return proc
+
+
+def crash_point(spool, home):
+    """Where the kill landed, judged from what the device and the server hold; and the scan."""
+    journal = os.path.join(spool, JOURNAL)
+    if not os.path.exists(journal):
+        return ("between scans" if pending(spool)[0] else "after the end"), None
+    name = open(journal).read().split(" ", 1)[1]
+    if not os.path.exists(os.path.join(spool, name)):
+        return "after the local move", name
+    if os.path.exists(os.path.join(home, DEVICE + "-" + name)):
+        return "after the rename", name
+    if os.path.exists(os.path.join(home, "." + DEVICE + "-" + name + ".part")):
+        return "mid-upload", name
+    return "before the upload", name
+
+
+def kill_and_restart(tmp_path, seeds, start, window_s, kills=3):
+    """For each seed: a spool of scans, `kills` runs killed at seeded random moments within
+    window_s (about what the whole batch takes here), then a run to the end. Checks every scan
+    once, byte-identical, nothing else on the server (no .part left), the spool empty.
+    Returns where the kills landed: {crash point: count}."""
+    points = {}
+    with PyFTPD() as srv:
+        for seed in seeds:
+            rng = random.Random(seed)
+            spool = str(tmp_path / ("spool%d" % seed))
+            home = os.path.join(srv.home, "run%d" % seed)
+            os.mkdir(home)
+            scans = crash_scans(spool, seed)
+            renamed = None  # a scan on the server under its final name, still in the spool
+            for kill in range(kills + 1):
+                proc = start(spool, srv.url + "run%d" % seed)
+                if kill < kills:
+                    time.sleep(rng.uniform(0, window_s))
+                    proc.send_signal(signal.SIGKILL)
+                out = proc.communicate(timeout=90)[0]
+                if renamed and "sent " + renamed in out:  # the restart only checked and moved it
+                    assert "uploading " + renamed not in out, out
+                point, renamed = crash_point(spool, home)
+                renamed = renamed if point == "after the rename" else None
+                if kill < kills:
+                    points[point] = points.get(point, 0) + 1
+            assert proc.returncode == 0 and point == "after the end", out
+            assert_delivered(home, scans)
+            assert os.listdir(spool) == []
+    print("kills landed:", points)
+    return points
+
+
+@pytest.mark.parametrize("batch", range(3))
+def test_sigkill_at_random_moments_then_restart_delivers_every_scan_once(batch, tmp_path):
+    """30 runs (3 batches of 10) of `ulnet upload`, each killed three times within the ~50 ms
+    its batch takes here. Every .part a kill leaves on the server is resumed and renamed by
+    the next run, never left behind."""
+    points = kill_and_restart(tmp_path, range(batch * 10, batch * 10 + 10), start_cli, 0.04)
+    assert points.get("mid-upload", 0) >= 2, points
+
+
+def test_sigkill_under_micropython_then_restart_delivers_every_scan_once(tmp_path):
+    """The same on the interpreter a device runs: 8 runs, two kills each within ~80 ms."""
+    points = kill_and_restart(tmp_path, range(100, 108), start_micropython, 0.08, kills=2)
+    assert points.get("mid-upload", 0) >= 1, points
+
+
+# -- the same job under the real MicroPython interpreter --------------------------------------
+
+
+def test_the_job_under_micropython(pyftpd, tmp_path):
+    spool = str(tmp_path / "spool")
+    scans = make_scans(spool, small_sizes(30) + [1 << 20])
+    config = str(tmp_path / "ulnet.json")
+    write_config(config, url=pyftpd.url, spool=spool, device_id=DEVICE, keep=True, deadline_s=60)
+    code = ("import ulnet.spool\n"
+            "job = ulnet.spool.run_from_config(%r, on_status=None)\n"
+            "print(job.status)\n" % config)
+    done = upy.run(code, heap="512K", timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("done: 31 sent (%d bytes)" % sum(map(len, scans.values()))), done.stdout
+    assert_delivered(pyftpd.home, scans)
+    assert sorted(os.listdir(spool)) == ["sent"] and pending(spool) == (0, 0)
+
+
+def test_the_job_holds_no_more_heap_per_scan_under_micropython(pyftpd, tmp_path):
+    """Live heap (after a collect) at each confirmed scan: flat from the 10th scan to the
+    150th, so a long spool cannot exhaust a board. Also the module's own cost at import."""
+    spool = str(tmp_path / "spool")
+    make_scans(spool, [100] * 150)
+    config = str(tmp_path / "ulnet.json")
+    write_config(config, url=pyftpd.url, spool=spool, device_id=DEVICE)
+    code = ("import gc, ulnet.ftp.session, ulnet.eventer, ulnet.ports.upy\n"
+            "gc.collect()\nbefore = gc.mem_alloc()\nimport ulnet.spool\ngc.collect()\n"
+            "print(gc.mem_alloc() - before)\n"
+            "seen = [0, 0, 0]  # scans confirmed, heap at the 10th, most heap since\n"
+            "def status(text):\n"
+            "    if text.startswith('sent'):\n"
+            "        gc.collect()\n"
+            "        seen[0] += 1\n"
+            "        if seen[0] == 10:\n"
+            "            seen[1] = gc.mem_alloc()\n"
+            "        elif seen[0] > 10:\n"
+            "            seen[2] = max(seen[2], gc.mem_alloc())\n"
+            "job = ulnet.spool.run_from_config(%r, on_status=status)\n"
+            "print(job.status)\nprint(seen)\n" % config)
+    done = upy.run(code, heap="512K", timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    imported, status, seen = done.stdout.splitlines()
+    assert status.startswith("done: 150 sent")
+    count, at_10th, most = json.loads(seen)
+    assert count == 150 and most <= at_10th + 256, (at_10th, most)
+    assert int(imported) < 10000  # bytes of heap for the module (compiled from .py here)

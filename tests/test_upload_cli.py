@@ -1,0 +1,150 @@
+"""`ulnet upload SPOOL_DIR URL` as a user runs it: a process with plain lines, or a progress bar
+on a terminal, a summary table, exit code 0 only when the spool is empty, never the password."""
+
+import os
+import pty
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from servers.ftp import PyFTPD, free_port
+from test_spool import DEVICE, assert_delivered, make_scans, small_sizes
+
+PASSWORD = "s3cret"  # PyFTPD's
+
+
+def upload(spool, url, *options, tty=False, timeout=60):
+    """Run the command; returns (exit code, everything it printed)."""
+    cmd = [sys.executable, "-m", "ulnet.tools", "upload", str(spool), url, "--device-id", DEVICE] + list(options)
+    if not tty:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return done.returncode, done.stdout + done.stderr
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdout=slave, stderr=slave)
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        os.close(master)
+    return proc.wait(timeout), out.decode()
+
+
+def row(output, label):
+    """The cells of one summary table row."""
+    line = next(line for line in output.splitlines() if line.startswith(label.ljust(17)))
+    return line[17:].split()
+
+
+@pytest.fixture
+def pyftpd():
+    with PyFTPD() as srv:
+        yield srv
+
+
+def test_uploads_everything_then_exits_0_with_a_summary_table(pyftpd, tmp_path):
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), small_sizes(20))
+    code, out = upload(spool, pyftpd.url, "--keep")
+    assert code == 0, out
+    total = sum(map(len, scans.values()))
+    lines = out.splitlines()
+    assert lines[0] == "uploading 20 scans (%s) from %s to %s" % (
+        lines[0].split("(")[1].split(")")[0], spool, pyftpd.url.replace(PASSWORD, "***"))
+    assert "uploading scan000.csv (%d bytes)" % len(scans["scan000.csv"]) in lines
+    assert "sent scan000.csv" in lines
+    assert row(out, "uploaded") == ["20", str(total)]
+    assert row(out, "set aside") == ["0", "-"] and row(out, "left") == ["0", "0"]
+    assert row(out, "failed attempts") == ["0"] and row(out, "time")[1] == "s"
+    assert lines[-1] == "done: 20 sent (%d bytes), 0 set aside, 0 left" % total
+    assert PASSWORD not in out
+    assert_delivered(pyftpd.home, scans)
+    assert sorted(os.listdir(spool / "sent")) == sorted(scans)
+
+
+def test_an_empty_spool_is_success(pyftpd, tmp_path):
+    os.mkdir(tmp_path / "spool")
+    code, out = upload(tmp_path / "spool", pyftpd.url)
+    assert code == 0 and "uploading 0 scans" in out and row(out, "uploaded") == ["0", "0"]
+
+
+def test_progress_bar_on_a_terminal(pyftpd, tmp_path):
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [100, 2000, 3 << 20])
+    code, out = upload(spool, pyftpd.url, tty=True)
+    assert code == 0, out
+    bar = [part for part in out.split("\r") if part.startswith("\x1b[K[")]
+    assert bar and "[" + "#" * 24 + "] 3/3 files  3.0 MB/3.0 MB  done: 3 sent" in bar[-1]
+    assert any("] 0/3 files" in part for part in bar)
+    # the bar is redrawn in place: status lines do not scroll by on a terminal
+    assert "\nsent scan000.csv" not in out and row(out.replace("\r", ""), "uploaded")[0] == "3"
+    assert PASSWORD not in out
+    assert_delivered(pyftpd.home, scans)
+
+
+def test_wrong_password_exits_1_saying_why_and_keeps_every_scan(pyftpd, tmp_path):
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), small_sizes(5))
+    wrong = pyftpd.url.replace(PASSWORD, "WRONG-pw-123")
+    # pyftpdlib answers a wrong password after 3 s
+    code, out = upload(spool, wrong, "--deadline", "4")
+    assert code == 1, out
+    assert "login refused: 530" in out.splitlines()[-1] and row(out, "left")[0] == "5"
+    assert "WRONG-pw-123" not in out and PASSWORD not in out
+    assert sorted(n for n in os.listdir(spool) if not n.startswith(".")) == sorted(scans)
+    assert os.listdir(pyftpd.home) == []
+
+
+def test_ctrl_c_stops_with_130_and_the_summary(pyftpd, tmp_path):
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [10, 20])
+    wrong = pyftpd.url.replace(PASSWORD, "WRONG-pw-123")  # the login hangs for 3 s
+    cmd = [sys.executable, "-m", "ulnet.tools", "upload", str(spool), wrong, "--device-id", DEVICE]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout.readline().startswith("uploading 2 scans")
+    assert proc.stdout.readline().startswith("connecting to")
+    proc.send_signal(signal.SIGINT)
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 130, out
+    assert out.splitlines()[-1] == "interrupted: 0 sent (0 bytes), 0 set aside, 2 left"
+    assert row(out, "left") == ["2", "30"] and "WRONG-pw-123" not in out
+    assert sorted(n for n in os.listdir(spool) if not n.startswith(".")) == sorted(scans)
+
+
+def test_server_down_exits_1_saying_why(tmp_path):
+    spool = tmp_path / "spool"
+    make_scans(str(spool), [10])
+    code, out = upload(spool, "ftp://scanner:%s@127.0.0.1:%d/" % (PASSWORD, free_port()), "--deadline", "1")
+    assert code == 1
+    assert "server unreachable: connect to 127.0.0.1" in out and "connection refused" in out
+    assert row(out, "left") == ["1", "10"] and PASSWORD not in out
+
+
+def test_a_scan_set_aside_exits_1_though_the_spool_is_empty(pyftpd, tmp_path):
+    spool = tmp_path / "spool"
+    make_scans(str(spool), [10, 20])
+    os.mkdir(spool / "not-a-scan")
+    code, out = upload(spool, pyftpd.url)
+    assert code == 1, out
+    assert row(out, "set aside")[0] == "1" and row(out, "left") == ["0", "0"]
+    assert "set aside not-a-scan: not a regular file" in out
+    assert "set aside in %s/bad/ (NAME.why says why)" % spool in out
+
+
+def test_bad_arguments_exit_2_with_one_line_and_no_password(tmp_path):
+    os.mkdir(tmp_path / "spool")
+    code, out = upload(tmp_path / "spool", "ftp://scanner:TOPSECRET@host:port/")
+    assert code == 2 and out == "ulnet upload: bad port in ftp://scanner:***@host:port/\n"
+    code, out = upload(tmp_path / "nope", "ftp://scanner:TOPSECRET@127.0.0.1/")
+    assert code == 2 and out == "ulnet upload: %s: no such file or directory\n" % (tmp_path / "nope")
+    code, out = upload(tmp_path / "spool", "http://scanner:TOPSECRET@127.0.0.1/")
+    assert code == 2 and "not an ftp:// URL" in out and "TOPSECRET" not in out
