@@ -89,6 +89,16 @@ def test_mkdir_touch_rm_rmdir_change_the_flash(board, flash):
     assert not (flash / "d").exists()
 
 
+def test_rename_works_as_on_a_board(board, flash):
+    # the unix port's VfsPosix(root).rename fails with ENOENT; a board's flash renames (the
+    # spool job and the journal rely on it), absolute and relative to the current folder
+    code = ("import os\nos.mkdir('/r')\nf = open('/r/.a', 'w')\nf.write('x')\nf.close()\n"
+            "os.rename('/r/.a', '/r/a')\nos.chdir('/r')\nos.rename('a', 'b')\nprint(os.listdir('/r'))")
+    done = mpremote(board.url, "exec", code)
+    assert done.stdout.strip() == "['b']", done.stderr
+    assert (flash / "r" / "b").read_text() == "x"
+
+
 def test_soft_reset_clears_state_and_runs_boot_py(board, flash):
     (flash / "boot.py").write_text("booted = 'yes'\n")
     out = ok(mpremote(board.url, "exec", "x = 1", "exec", "print(x, booted)"))

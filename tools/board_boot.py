@@ -26,7 +26,18 @@ import vfs
 class _Flash:
     def __init__(self, root, size):
         self.fs = vfs.VfsPosix(root)
+        self.root = root.rstrip("/")
+        self.host = vfs.VfsPosix()  # no root: takes host paths as they are
         self.size = size  # bytes statvfs reports; 0: the host disk's
+
+    def rename(self, old, new):
+        # VfsPosix(root).rename joins both paths to the root in one buffer, so the first is
+        # overwritten and every rename fails with ENOENT (unix port 1.29): rename host paths
+        # through a root-less VfsPosix instead
+        # (a relative path is relative to the process's cwd, which VfsPosix.chdir keeps inside
+        # the flash folder, so it passes as it is)
+        fix = lambda path: self.root + path if path[:1] == "/" else path
+        self.host.rename(fix(old), fix(new))
 
     def __getattr__(self, name):
         return getattr(self.fs, name)
