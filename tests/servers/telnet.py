@@ -16,18 +16,12 @@ import tempfile
 import threading
 import time
 
+from servers.ftp import free_port
+
 HOST = "127.0.0.1"
 BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 INETD = "/usr/sbin/inetutils-inetd"
 TELNETD = "/usr/sbin/telnetd"  # inetutils-telnetd
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def _listening_inodes(port):
