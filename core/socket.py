@@ -28,9 +28,8 @@ from ulnet.errors import TimeoutError, endpoint, net_error
 
 try:
     from micropython import const
-except ImportError:  # CPython
-    def const(value):
-        return value
+except ImportError:  # CPython; int, not a function: on a board each function costs heap
+    const = int
 
 # readiness flags: the poll(2)/epoll bit values, which MicroPython's select uses too
 READ = const(1)

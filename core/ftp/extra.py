@@ -7,12 +7,13 @@ generator protocol as ops.py.
 import os
 
 from ulnet.ftp import listing
-from ulnet.ftp.ops import FTPError, Op, Transfer, check, open_file, transfer, type_i
+from ulnet.ftp.ops import FTPError, Op, Transfer, check, open_file, transfer
 from ulnet.ftp.parse import decode_text, parse_size
 
 
 def download(client, op, remote, local):
-    yield from type_i(client, op)
+    if client._proto.transfer_type != "I":
+        check(op, (yield ("TYPE", "I")))  # binary before SIZE and RETR
     reply = yield ("SIZE", remote)
     total = parse_size(reply.text) if reply.code == 213 else None
     part = local + ".part"
@@ -64,11 +65,11 @@ def lines(client, op, verb, path):
 def active(client, op):
     """Active mode: listen beside the control connection, tell the server where (EPRT, or PORT
     when EPRT is refused); the server connects to us after the transfer command."""
-    local = client._ctl.sockets[0].local_address
+    local = client._ctl.local_address
     if local is None:
         raise FTPError(None, "active mode needs the local address, which this port cannot tell", op.name)
-    client._dt.on_accept = lambda sock: accepted(client, sock)
-    port = client._dt.listen(0, local).local_port
+    client._conn.on_accept = lambda sock: accepted(client, sock)
+    port = client._conn.listen(0, local).local_port
     if client._epsv:
         if (yield ("EPRT", listing.format_eprt(local, port))).code // 100 == 2:
             return None
@@ -78,7 +79,7 @@ def active(client, op):
 
 
 def accepted(client, sock):
-    for listener in client._dt.listeners[:]:
+    for listener in client._conn.listeners[:]:
         listener.disconnect()
     client._dsock = sock
     if client._xfer is not None and client._xfer.active:

@@ -47,18 +47,12 @@ def check(op, reply, kind=2):
         raise FTPError(reply.code, reply.text, op.name)
 
 
-def type_i(client, op):
-    # binary before SIZE and transfers: servers refuse SIZE in ASCII mode
-    if client._proto.transfer_type != "I":
-        check(op, (yield ("TYPE", "I")))
-
-
 def login(client, op, host, port, user, password):
     client._hangup()
-    client._lost = None
+    client._error = None
     client._proto = FTPProtocol()
     client._epsv = True
-    client._ctl.connect(host, port, client.connect_timeout_ms)
+    client._ctl = client._conn.connect(host, port, client.connect_timeout_ms)
     try:
         check(op, (yield ("", None)))  # the greeting: 220 (after any 120)
         reply = yield ("USER", user)
@@ -74,15 +68,16 @@ def login(client, op, host, port, user, password):
 
 
 def simple(client, op, verb, arg=None, arg2=None, parse=None):
-    """One command (RNFR takes two); op.result is parse(reply) or the reply's text."""
-    if verb == "SIZE":
-        yield from type_i(client, op)
+    """One command (RNFR takes two); op.result is parse(reply text) or the text itself."""
+    if verb == "SIZE" and client._proto.transfer_type != "I":
+        # binary before SIZE and transfers: servers refuse SIZE in ASCII mode
+        check(op, (yield ("TYPE", "I")))
     reply = yield (verb, arg)
     if verb == "RNFR":
         check(op, reply, 3)
         reply = yield ("RNTO", arg2)
     check(op, reply)
-    op.result = parse(reply) if parse else reply.text
+    op.result = parse(reply.text) if parse else reply.text
     if verb == "QUIT":
         client._hangup()
 
@@ -104,7 +99,8 @@ def upload(client, op, local, remote, atomic, resume):
     f = open_file(op, local, "rb")
     try:
         size = os.stat(local)[6]
-        yield from type_i(client, op)
+        if client._proto.transfer_type != "I":
+            check(op, (yield ("TYPE", "I")))  # binary, as for SIZE below
         target = temp_name(remote) if atomic else remote
         offset = sent = 0
         if resume:
@@ -128,31 +124,31 @@ def upload(client, op, local, remote, atomic, resume):
         f.close()
 
 
-def data_address(client, op):
-    """Set up the data connection: (host, port) to connect to, or None when the server connects."""
-    if not client.passive:
+def transfer(client, op, verb, arg, xfer):
+    """Run one data transfer: set up the data connection (passive: we connect; active: the
+    server connects to us), send the command; returns the final reply once the data is done."""
+    if client.passive:
+        # the data connection goes to the control connection's peer, whatever address PASV
+        # names (this blocks FTP bounce), unless the user trusts it
+        host = client._ctl.peer_address
+        port = 0
+        if client._epsv:
+            reply = yield ("EPSV", None)
+            if reply.code == 229:
+                port = parse_epsv(reply.text)
+            else:
+                client._epsv = False  # not understood: PASV from now on
+        if not port:
+            reply = yield ("PASV", None)
+            check(op, reply)
+            named, port = parse_pasv(reply.text)
+            if client.trust_pasv_address:
+                host = named
+        yield (None, (host, port))
+    else:
         from ulnet.ftp.extra import active
 
-        return (yield from active(client, op))
-    # the data connection goes to the control connection's peer, whatever address PASV names
-    # (this blocks FTP bounce), unless the user trusts it
-    peer = client._ctl.sockets[0].peer_address
-    if client._epsv:
-        reply = yield ("EPSV", None)
-        if reply.code == 229:
-            return peer, parse_epsv(reply.text)
-        client._epsv = False  # not understood: PASV from now on
-    reply = yield ("PASV", None)
-    check(op, reply)
-    host, port = parse_pasv(reply.text)
-    return (host if client.trust_pasv_address else peer), port
-
-
-def transfer(client, op, verb, arg, xfer):
-    """Run one data transfer; returns its final reply after the data is done as well."""
-    address = yield from data_address(client, op)
-    if address is not None:
-        yield (None, address)
+        yield from active(client, op)
     client._xfer = xfer
     reply = yield (verb, arg)
     if xfer.error is not None and reply.code < 400:

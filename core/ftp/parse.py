@@ -11,41 +11,28 @@ no str.format_map.
 
 from ulnet.errors import RemoteProtocolError
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(value):
-        return value
-
-# U+FFFD stands in for every non-ASCII byte of a line that is not valid UTF-8 (RFC 2640 makes
-# UTF-8 the FTP text encoding). MicroPython has neither latin-1 nor errors="replace", so the
-# fallback is spelled out and both runtimes give the same text for the same bytes.
-_REPLACEMENT = "\ufffd"
-
-# How much of a bad reply an error message quotes: enough to recognise it, never a whole line.
-_QUOTE = const(60)
-
-_DIGITS = "0123456789"  # a str global: one name, used by the scanners below
-
 
 def decode_text(data):
     """bytes/bytearray -> str: UTF-8, or ASCII with U+FFFD per other byte when it is not UTF-8."""
     try:
         return str(data, "utf-8")
     except UnicodeError:
-        return "".join([chr(c) if c < 128 else _REPLACEMENT for c in data])
+        # RFC 2640 makes UTF-8 the FTP text encoding; MicroPython has neither latin-1 nor
+        # errors="replace", so the fallback is spelled out: both runtimes give the same text
+        return "".join([chr(c) if c < 128 else "\ufffd" for c in data])
 
 
 def is_digits(text):
     """True for a non-empty run of ASCII digits (str.isdigit also takes "\u00b2", int() not)."""
     for c in text:
-        if c not in _DIGITS:
+        if not "0" <= c <= "9":
             return False
     return text != ""
 
 
 def bad_reply(text, code):
-    return RemoteProtocolError("bad %s reply %r" % (code or "MLSD", text[:_QUOTE]), code)
+    # the message quotes enough of a bad reply to recognise it, never a whole line
+    return RemoteProtocolError("bad %s reply %r" % (code or "MLSD", text[:60]), code)
 
 
 def parse_pasv(text):
@@ -57,11 +44,11 @@ def parse_pasv(text):
     n = len(text)
     i = 0
     while i < n:
-        if text[i] not in _DIGITS:
+        if not "0" <= text[i] <= "9":
             i += 1
             continue
         j = i
-        while j < n and (text[j] in _DIGITS or text[j] in ", "):
+        while j < n and ("0" <= text[j] <= "9" or text[j] in ", "):
             j += 1
         parts = text[i:j].split(",")
         if len(parts) >= 6 and parts[5].strip():
@@ -86,7 +73,7 @@ def parse_epsv(text):
     end = text.find(d, i + 4) if d else -1
     digits = text[i + 4:end] if i >= 0 and end > 0 and text[i + 2:i + 4] == d + d else ""
     # the delimiter is any printable ASCII but a digit; the fields before the port are empty
-    if d in _DIGITS or not "!" <= d <= "~" or not is_digits(digits) or len(digits) > 5:
+    if "0" <= d <= "9" or not "!" <= d <= "~" or not is_digits(digits) or len(digits) > 5:
         raise bad_reply(text, 229)
     if not 0 < int(digits) < 65536:
         raise bad_reply(text, 229)

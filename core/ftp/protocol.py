@@ -26,9 +26,8 @@ from ulnet.ftp.parse import decode_text
 
 try:
     from micropython import const
-except ImportError:  # CPython
-    def const(value):
-        return value
+except ImportError:  # CPython; int, not a function: on a board each function costs heap
+    const = int
 
 # Longest reply line accepted, in bytes before the LF. Honest lines are short: the longest carry
 # one path (257 of PWD/MKD, 550 naming a file), and 2048 holds a 2000-byte path with its quotes.
