@@ -27,7 +27,7 @@ class Timer:
     """A one-shot timer from `Eventer.call_later`; `restart` re-arms it without allocating."""
 
     def __init__(self, eventer, fn):
-        self._eventer = eventer
+        self.eventer = eventer
         self.fn = fn
         self.due = 0
         self.active = False
@@ -38,7 +38,7 @@ class Timer:
         self.active = False
         # out of the list at once (a connect per upload must not leave one behind each), except
         # during a scan, which drops inactive timers itself
-        ev = self._eventer
+        ev = self.eventer
         if self._queued and not ev._scanning:
             self._queued = False
             ev._timers.remove(self)
@@ -47,7 +47,7 @@ class Timer:
 
     def restart(self, ms):
         """(Re-)arm to fire ms from now, in place: nothing is allocated."""
-        ev = self._eventer
+        ev = self.eventer
         port = ev.port
         self.due = due = port.ticks_add(port.ticks_ms(), ms)
         self.active = True

@@ -85,7 +85,10 @@ class Socket:
             while n > 0:
                 sent = port.send(self._raw, data, off, n)
                 if sent is None:
-                    self._wait_writable()
+                    # the OS is full: ask for a write hint; on_can_send fires once when it comes
+                    if not self._want_write:
+                        self._want_write = True
+                        port.modify(self._raw, self, READ | WRITE)
                     break
                 total += sent
                 off += sent
@@ -105,15 +108,10 @@ class Socket:
         except OSError as exc:
             self._later(net_error(exc, "send to", self.peer_address, self.peer_port))
             return None
-        if sent is None:
-            self._wait_writable()
-        return sent
-
-    def _wait_writable(self):
-        """The OS is full: ask for a write hint; on_can_send fires once when it comes."""
-        if not self._want_write:
+        if sent is None and not self._want_write:  # full: as in send
             self._want_write = True
             self._port.modify(self._raw, self, READ | WRITE)
+        return sent
 
     def recv_into(self, buf, n=0):
         """Read up to n (default len(buf)) bytes into buf; 0 means nothing now."""
@@ -166,7 +164,7 @@ class Socket:
         try:
             state = self.state
             if state == "connecting":
-                self._check_connect()
+                self._check()
                 if not self.drain_on_hint:
                     return
                 state = self.state
@@ -221,7 +219,8 @@ class Socket:
             addrs.pop(0)
         self._later(net_error(code, "connect to", self.peer_address, self.peer_port))
 
-    def _check_connect(self):
+    def _check(self):
+        """Check a connect under way (a hint came): connected, failed, or not decided yet."""
         port = self._port
         code = port.connect_result(self._raw)
         if code is None:
@@ -250,7 +249,8 @@ class Socket:
         if self.state == "connected" and conn.on_can_send is not None:
             conn.on_can_send(self)
 
-    def _connect_timeout(self):
+    def _deadline(self):
+        """The connect timer fired."""
         self._timer = None
         if self.state == "connecting":
             where = endpoint(self.peer_address, self.peer_port)

@@ -43,11 +43,12 @@ class FTPSession:
     def __init__(self, eventer):
         self.eventer = eventer
         self.on_success = self.on_failure = self.on_progress = None
-        self._queue = []
+        self.connected = False  # logged in (read-only)
+        self._pending = []  # queued operations
         # _ctl: the control connection's Socket; _dsock: the data connection's
-        self._op = self._proto = self._ctl = self._dsock = self._xfer = self._final = None
-        # _starting: inside _run; _keepalive: a NOOP of ours is in flight
-        self._starting = self._keepalive = self._logged_in = False
+        self._op = self._proto = self._ctl = self._dsock = self._xfer = None
+        # _scanning: inside _run's loop; _keepalive: a NOOP of ours is in flight
+        self._scanning = self._keepalive = False
         self._epsv = True
         self._error = None  # (code, text) that ended the last session, for operations after it
         self._conn = conn = TCP(eventer)
@@ -56,7 +57,7 @@ class FTPSession:
         conn.on_disconnect = conn.on_error = self._lost
         self._timer = eventer.call_later(0, self._deadline)
         self._timer.cancel()
-        # one chunk buffer for the client's life: uploads read into it, downloads receive into it
+        # one chunk buffer for the session's life: uploads read into it, downloads receive into it
         self.buf = bytearray(eventer.port.RECV_SIZE)
 
     def __repr__(self):
@@ -87,13 +88,9 @@ class FTPSession:
         return self._simple("quit", "QUIT")
 
     @property
-    def connected(self):
-        return self._logged_in
-
-    @property
     def idle(self):
         """True when no operation is running or queued."""
-        return self._op is None and not self._queue
+        return self._op is None and not self._pending
 
     def _simple(self, name, verb, arg=None, arg2=None, parse=None):
         """One command (RNFR: two); op.result is parse(reply text), or the text itself."""
@@ -110,20 +107,20 @@ class FTPSession:
                 program.close()
                 self._report(op, None, "CR, LF or NUL in an argument")
                 return op
-        self._queue.append(op)
+        self._pending.append(op)
         self._run()
         return op
 
     def _run(self):
         """Start queued operations while none is running (not re-entered: an operation that
         finishes at once returns here and the loop takes the next)."""
-        if self._starting:
+        if self._scanning:
             return
-        self._starting = True
+        self._scanning = True
         try:
-            while self._op is None and self._queue:
-                op = self._queue.pop(0)
-                if op.name != "connect" and not self._logged_in:
+            while self._op is None and self._pending:
+                op = self._pending.pop(0)
+                if op.name != "connect" and not self.connected:
                     op.program.close()
                     code, text = self._error or (None, "not connected")
                     self._report(op, code, text)
@@ -131,7 +128,7 @@ class FTPSession:
                     self._op = op
                     self._step(None)
         finally:
-            self._starting = False
+            self._scanning = False
 
     def _step(self, reply, error=None):
         """Resume the running operation with a reply (None to start it), or throw a local
@@ -157,7 +154,7 @@ class FTPSession:
     def _report(self, op, code, text):
         """Finish op (success when text is None) and start the next one."""
         if op is self._op:
-            self._op = self._xfer = self._final = self._dsock = None
+            self._op = self._xfer = self._dsock = None
             for sock in self._conn.sockets + self._conn.listeners:
                 if sock is not self._ctl:
                     sock.disconnect()  # data connections and active-mode listeners
@@ -170,7 +167,7 @@ class FTPSession:
             op.error = FTPError(code, text, op.name)
             if self.on_failure is not None:
                 self.on_failure(op, code, text)
-        if self._logged_in:
+        if self.connected:
             self._timer.restart(self.keepalive_ms)
         self._run()
 
@@ -178,8 +175,8 @@ class FTPSession:
         """The control connection is gone: fail the running and every queued operation."""
         self._hangup()
         self._error = (code, text)
-        ops = ([self._op] if self._op else []) + self._queue
-        self._queue = []
+        ops = ([self._op] if self._op else []) + self._pending
+        self._pending = []
         for op in ops:
             op.program.close()
             self._report(op, code, text)
@@ -188,7 +185,7 @@ class FTPSession:
 
     def _hangup(self):
         """Close the control connection quietly (after QUIT, a failed login, a fatal error)."""
-        self._logged_in = self._keepalive = False
+        self.connected = self._keepalive = False
         self._proto = None
         self._timer.cancel()
         if self._ctl is not None:
@@ -225,30 +222,29 @@ class FTPSession:
 
     def _reply(self, reply):
         xfer = self._xfer
-        if not reply.final:
-            if xfer is not None and reply.code < 200:
-                # the 150: data flows from now on, under its idle deadline (the pump re-arms it)
-                self._timer.restart(self.data_idle_ms)
-                xfer.started(self)
-            else:
-                self._timer.restart(self.reply_timeout_ms)
-        elif reply.code == 421:
+        if reply.code == 421:
             self._fail(reply.text, 421)  # RFC 959: the server is closing the control connection
         elif reply.command == "NOOP" and self._keepalive:
             self._keepalive = False
             if self._op is None:
                 self._timer.restart(self.keepalive_ms)
         elif xfer is not None and reply.code < 400 and not xfer.finished:
-            self._final = reply  # held until the data half is done too
+            # the 150, or a final reply that came before the data half is done (held until
+            # then): data flows from now on, under its idle deadline (the pump re-arms it)
+            if reply.final:
+                xfer.reply = reply
             self._timer.restart(self.data_idle_ms)
             if not xfer.active:
-                xfer.started(self)  # a server that skipped its 150
+                xfer.active = True  # also when a server skipped its 150
+                xfer.pump(self, self._dsock)  # an upload starts sending
+        elif not reply.final:
+            self._timer.restart(self.reply_timeout_ms)
         else:
             self._timer.cancel()
             self._step(reply)
 
     def _deadline(self):
-        if self._op is None and self._logged_in and not self._keepalive:
+        if self._op is None and self.connected and not self._keepalive:
             self._keepalive = True
             self._command("NOOP", None)  # keep-alive on an idle control link
         elif self._xfer is not None and self._xfer.active and not self._xfer.finished:
