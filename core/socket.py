@@ -97,14 +97,14 @@ class Socket:
             self._later(net_error(exc, "send to", self.peer_address, self.peer_port))
         return total
 
-    def sendfile(self, f, offset, count):
-        """Send count bytes of file f from offset through the port's sendfile (only ports that
-        have one: the desktop port). Returns the bytes sent, 0 at end of file, or None when
+    def sendfile(self, f, off, count):
+        """Send count bytes of file f from offset off through the port's sendfile (only ports
+        that have one: the desktop port). Returns the bytes sent, 0 at end of file, or None when
         nothing can go now: full (on_can_send follows) or failed (on_error follows)."""
         if self.state != "connected":
             return None
         try:
-            sent = self._port.sendfile(self._raw, f, offset, count)
+            sent = self._port.sendfile(self._raw, f, off, count)
         except OSError as exc:
             self._later(net_error(exc, "send to", self.peer_address, self.peer_port))
             return None

@@ -159,9 +159,9 @@ class Transfer:
     """One data transfer of the session's running operation: upload from a file, or download
     into a file (or a listing Sink)."""
 
-    def __init__(self, f, offset, total, up):
+    def __init__(self, f, done, total, up):
         self.file = f
-        self.done = offset
+        self.done = done  # the resume offset: what the server holds already
         self.total = total
         self.up = up
         self.pos = self.end = 0

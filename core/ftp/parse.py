@@ -6,7 +6,9 @@ Rules: no I/O and no state; each parser takes the text of one reply (`Reply.text
 `Reply.lines` for FEAT) or one listing line, and returns plain values. Text the server got wrong
 raises RemoteProtocolError carrying the reply code it came from; arguments the caller got wrong
 raise LocalProtocolError. Runs unchanged on CPython and MicroPython: no `re`, no latin-1 codec,
-no str.format_map.
+no str.format_map. Text is scanned as bytes or sliced, never indexed or iterated per character:
+on MicroPython each such character becomes a new interned string, and interned strings cost heap
+that is never freed.
 """
 
 from ulnet.errors import RemoteProtocolError
@@ -23,11 +25,9 @@ def decode_text(data):
 
 
 def is_digits(text):
-    """True for a non-empty run of ASCII digits (str.isdigit also takes "\u00b2", int() not)."""
-    for c in text:
-        if not "0" <= c <= "9":
-            return False
-    return text != ""
+    """True for a non-empty run of ASCII digits (str.isdigit also takes "\u00b2", int() not;
+    bytes.isdigit is ASCII-only on both runtimes)."""
+    return text.encode().isdigit()
 
 
 def bad_reply(text, code):
@@ -41,21 +41,22 @@ def parse_pasv(text):
     RFC 1123 4.1.2.6: the format is not standardised, so scan for the first run of six
     comma-separated numbers, with or without parentheses. A number over 255 or port 0 raises.
     """
-    n = len(text)
+    data = text.encode()
+    n = len(data)
     i = 0
     while i < n:
-        if not "0" <= text[i] <= "9":
+        if not 48 <= data[i] <= 57:  # a digit starts a run
             i += 1
             continue
         j = i
-        while j < n and ("0" <= text[j] <= "9" or text[j] in ", "):
+        while j < n and (48 <= data[j] <= 57 or data[j] in b", "):
             j += 1
-        parts = text[i:j].split(",")
+        parts = data[i:j].split(b",")
         if len(parts) >= 6 and parts[5].strip():
             nums = []
             for p in parts[:6]:
                 p = p.strip()
-                if not is_digits(p) or len(p) > 3 or int(p) > 255:
+                if not p.isdigit() or len(p) > 3 or int(p) > 255:
                     raise bad_reply(text, 227)
                 nums.append(int(p))
             port = nums[4] * 256 + nums[5]
@@ -73,7 +74,7 @@ def parse_epsv(text):
     end = text.find(d, i + 4) if d else -1
     digits = text[i + 4:end] if i >= 0 and end > 0 and text[i + 2:i + 4] == d + d else ""
     # the delimiter is any printable ASCII but a digit; the fields before the port are empty
-    if "0" <= d <= "9" or not "!" <= d <= "~" or not is_digits(digits) or len(digits) > 5:
+    if d.isdigit() or not "!" <= d <= "~" or not is_digits(digits) or len(digits) > 5:
         raise bad_reply(text, 229)
     if not 0 < int(digits) < 65536:
         raise bad_reply(text, 229)

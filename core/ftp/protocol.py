@@ -178,7 +178,7 @@ class FTPProtocol:
             if at < 0 or at % 5:
                 raise LocalProtocolError("unknown FTP command %r" % (verb,))
             verb = verb.upper()
-            data = _arg_bytes(verb, ord(commands[at + 4]), arg)
+            data = _arg_bytes(verb, ord(commands[at + 4:at + 5]), arg)  # a slice: see _step
             if verb == "SIZE" and self.transfer_type != "I":
                 raise LocalProtocolError("send TYPE I before SIZE")
             self._step(_SEND)
@@ -253,7 +253,8 @@ class FTPProtocol:
     def _step(self, event):
         """One step of the machine: the one transition lookup; an event the table does not
         allow raises."""
-        new = TRANSITIONS[self.state * 6 + event]
+        at = self.state * 6 + event
+        new = TRANSITIONS[at:at + 1]  # a slice: indexing would intern a string on MicroPython
         if new == "-":
             if event == _SEND:
                 raise LocalProtocolError("cannot send in state " + STATE_NAMES[self.state])

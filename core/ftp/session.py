@@ -92,10 +92,10 @@ class FTPSession:
         """True when no operation is running or queued."""
         return self._op is None and not self._pending
 
-    def _simple(self, name, verb, arg=None, arg2=None, parse=None):
-        """One command (RNFR: two); op.result is parse(reply text), or the text itself."""
-        op = Op(name, () if arg is None else (arg,) if arg2 is None else (arg, arg2))
-        return self._add(op, simple(self, op, verb, arg, arg2, parse))
+    def _simple(self, name, verb, arg=None, new=None, parse=None):
+        """One command (RNFR: then RNTO new); op.result is parse(reply text), or the text."""
+        op = Op(name, () if arg is None else (arg,) if new is None else (arg, new))
+        return self._add(op, simple(self, op, verb, arg, new, parse))
 
     # -- the queue ---------------------------------------------------------------------------
 
