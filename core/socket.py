@@ -198,7 +198,7 @@ class Socket:
                 if self._read != _GOT:
                     return
         except Exception as exc:
-            conn._handler_failed(exc)
+            conn._fail(exc)
 
     # -- connect ------------------------------------------------------------------------
 
@@ -289,7 +289,7 @@ class Socket:
                 if conn.on_disconnect is not None:
                     conn.on_disconnect(self)
         except Exception as exc:
-            conn._handler_failed(exc)
+            conn._fail(exc)
 
     def _close(self):
         """Close now, or at the end of the round if one is running (so the OS cannot hand this
@@ -314,4 +314,4 @@ class Socket:
             self._port.unregister(raw)
             self._port.close_socket(raw)
         self.state = "closed"
-        self._conn._forget(self)
+        self._conn._lost(self)

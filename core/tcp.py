@@ -24,7 +24,7 @@ class Connection:
         self.on_can_send = self.on_error = self.on_disconnect = None
         self._buf = None
 
-    def _handler_failed(self, exc):
+    def _fail(self, exc):
         """A callback raised: hand it to on_error with the socket it concerned."""
         if self.on_error is not None:
             try:
@@ -40,7 +40,8 @@ class Connection:
             self._buf = bytearray(min(self.eventer.port.RECV_SIZE, 4096))
         return self._buf
 
-    def _forget(self, sock):
+    def _lost(self, sock):
+        """A socket closed: it leaves the lists (Socket._close calls this)."""
         for group in (self.sockets, self.listeners):
             if sock in group:
                 group.remove(sock)
@@ -120,7 +121,7 @@ class TCP(Connection):
             try:
                 got = p.accept(sock._raw)
             except OSError as exc:
-                self._handler_failed(net_error(exc, "accept on", sock.local_address, sock.local_port))
+                self._fail(net_error(exc, "accept on", sock.local_address, sock.local_port))
                 return
             if got is None:
                 return

@@ -48,7 +48,7 @@ def check(op, reply, kind=2):
 
 
 def login(session, op, host, port, user, password):
-    session._hangup()
+    session._close()
     session._error = None
     session._proto = FTPProtocol()
     session._epsv = True
@@ -62,7 +62,7 @@ def login(session, op, host, port, user, password):
             raise FTPError(332, "the server wants an account (ACCT), which ulnet does not send", op.name)
         check(op, reply)
     except FTPError:
-        session._hangup()
+        session._close()
         raise
     session.connected = True
 
@@ -79,7 +79,7 @@ def simple(session, op, verb, arg=None, new=None, parse=None):
     check(op, reply)
     op.result = parse(reply.text) if parse else reply.text
     if verb == "QUIT":
-        session._hangup()
+        session._close()
 
 
 def temp_name(remote):

@@ -105,7 +105,7 @@ class FTPSession:
             # a CR or LF in a name would smuggle a second command onto the control connection
             if isinstance(arg, str) and ("\r" in arg or "\n" in arg or "\0" in arg):
                 program.close()
-                self._report(op, None, "CR, LF or NUL in an argument")
+                self._settle(op, None, "CR, LF or NUL in an argument")
                 return op
         self._pending.append(op)
         self._run()
@@ -123,7 +123,7 @@ class FTPSession:
                 if op.name != "connect" and not self.connected:
                     op.program.close()
                     code, text = self._error or (None, "not connected")
-                    self._report(op, code, text)
+                    self._settle(op, code, text)
                 else:
                     self._op = op
                     self._step(None)
@@ -140,9 +140,9 @@ class FTPSession:
             else:
                 verb, arg = op.program.throw(FTPError(None, error, op.name))
         except StopIteration:
-            return self._report(op, None, None)
+            return self._settle(op, None, None)
         except Exception as exc:  # FTPError, a reply the parsers refuse, an OSError
-            return self._report(op, getattr(exc, "code", None), getattr(exc, "text", None) or str(exc))
+            return self._settle(op, getattr(exc, "code", None), getattr(exc, "text", None) or str(exc))
         if verb is None:
             # the data connect has its own deadline; its failure fails only this operation
             self._dsock = self._conn.connect(arg[0], arg[1], self.connect_timeout_ms)
@@ -151,8 +151,8 @@ class FTPSession:
         else:
             self._command(verb, arg)
 
-    def _report(self, op, code, text):
-        """Finish op (success when text is None) and start the next one."""
+    def _settle(self, op, code, text):
+        """Finish op and report it, once (success when text is None); start the next one."""
         if op is self._op:
             self._op = self._xfer = self._dsock = None
             for sock in self._conn.sockets + self._conn.listeners:
@@ -173,17 +173,17 @@ class FTPSession:
 
     def _fail(self, text, code=None):
         """The control connection is gone: fail the running and every queued operation."""
-        self._hangup()
+        self._close()
         self._error = (code, text)
         ops = ([self._op] if self._op else []) + self._pending
         self._pending = []
         for op in ops:
             op.program.close()
-            self._report(op, code, text)
+            self._settle(op, code, text)
 
     # -- control connection -------------------------------------------------------------------
 
-    def _hangup(self):
+    def _close(self):
         """Close the control connection quietly (after QUIT, a failed login, a fatal error)."""
         self.connected = self._keepalive = False
         self._proto = None
