@@ -8,7 +8,7 @@ import os
 
 from ulnet.ftp import listing
 from ulnet.errors import errno_text
-from ulnet.ftp.ops import FTPError, Op, Transfer, check, transfer
+from ulnet.ftp.ops import FTPError, Op, check, transfer
 from ulnet.ftp.parse import decode_text, parse_size
 
 
@@ -22,9 +22,8 @@ def download(session, op, remote, local):
         f = open(part, "wb")
     except OSError as exc:
         raise FTPError(None, "cannot open %s: %s" % (part, errno_text(exc)), op.name)
-    xfer = Transfer(f, 0, total, False)
     try:
-        yield from transfer(session, op, "RETR", remote, xfer)
+        xfer = yield from transfer(session, op, "RETR", remote, f, 0, total, False)
         f.close()
         os.rename(part, local)
         op.result = xfer.done
@@ -52,7 +51,7 @@ class Sink:
 
 def lines(session, op, verb, path):
     sink = Sink(session.listing_limit)
-    yield from transfer(session, op, verb, path or None, Transfer(sink, 0, None, False))
+    yield from transfer(session, op, verb, path or None, sink, 0, None, False)
     found = []
     for line in bytes(sink.data).split(b"\n"):
         if not line.strip():

@@ -37,8 +37,7 @@ class Op:
         self.error = self.result = self.program = None
 
     def __repr__(self):
-        state = "failed" if self.error else "done" if self.done else "queued"
-        return "<Op %s %r %s>" % (self.name, self.args, state)
+        return "<Op %s %r done=%s error=%r>" % (self.name, self.args, self.done, self.error)
 
 
 def check(op, reply, kind=2):
@@ -110,8 +109,7 @@ def upload(session, op, local, remote, atomic, resume):
                 if (yield ("REST", offset)).code != 350:
                     verb = "APPE"  # no restart marker: append to what is there
                 f.seek(offset)
-            xfer = Transfer(f, offset, size, True)
-            yield from transfer(session, op, verb, target, xfer)
+            xfer = yield from transfer(session, op, verb, target, f, offset, size, True)
             sent = xfer.done - offset
         if atomic:
             check(op, (yield ("RNFR", target)), 3)
@@ -121,9 +119,10 @@ def upload(session, op, local, remote, atomic, resume):
         f.close()
 
 
-def transfer(session, op, verb, arg, xfer):
-    """Run one data transfer: set up the data connection (passive: we connect; active: the
-    server connects to us), send the command; returns the final reply once the data is done."""
+def transfer(session, op, verb, arg, f, done, total, up):
+    """Run one data transfer of file f (see Transfer): set up the data connection (passive: we
+    connect; active: the server connects to us), send the command; returns the Transfer once
+    the data is done and the final reply came."""
     if session.passive:
         # the data connection goes to the control connection's peer, whatever address PASV
         # names (this blocks FTP bounce), unless the user trusts it
@@ -147,12 +146,12 @@ def transfer(session, op, verb, arg, xfer):
         from ulnet.ftp.extra import active
 
         yield from active(session, op)
-    session._xfer = xfer
+    session._xfer = xfer = Transfer(f, done, total, up)
     reply = yield (verb, arg)
     if xfer.error is not None and reply.code < 400:
         raise FTPError(None, xfer.error, op.name)
     check(op, reply)
-    return reply
+    return xfer
 
 
 class Transfer:
@@ -176,7 +175,7 @@ class Transfer:
         (the desktop), the kernel copies the file."""
         if not self.up or sock is None or not self.active or self.finished:
             return
-        kernel = session.use_sendfile and hasattr(session.eventer.port, "sendfile")
+        kernel = session.use_sendfile and hasattr(session._conn.eventer.port, "sendfile")
         buf = session.buf
         while True:
             if kernel:

@@ -40,8 +40,9 @@ class FTPSession:
     trust_pasv_address = False
     use_sendfile = True  # uploads through the port's sendfile where it has one (the desktop)
 
-    def __init__(self, eventer):
-        self.eventer = eventer
+    def __init__(self, eventer, buf=None):
+        """buf: the chunk buffer (default: a new bytearray of the port's RECV_SIZE). A board
+        allocates it first thing, while its heap is still in one piece, and passes it in."""
         self.on_success = self.on_failure = self.on_progress = None
         self.connected = False  # logged in (read-only)
         self._pending = []  # queued operations
@@ -58,10 +59,10 @@ class FTPSession:
         self._timer = eventer.call_later(0, self._deadline)
         self._timer.cancel()
         # one chunk buffer for the session's life: uploads read into it, downloads receive into it
-        self.buf = bytearray(eventer.port.RECV_SIZE)
+        self.buf = bytearray(eventer.port.RECV_SIZE) if buf is None else buf
 
     def __repr__(self):
-        return "<%s %s>" % (type(self).__name__, self._ctl or "not connected")
+        return "<%s control %s>" % (type(self).__name__, self._ctl or "not connected")
 
     # -- operations ------------------------------------------------------------------------
 
