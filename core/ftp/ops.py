@@ -172,34 +172,40 @@ class Transfer:
     def pump(self, session, sock):
         """Send the file until the OS is full (on_can_send brings us back): a chunk at a time
         into the session's one buffer, nothing allocated per chunk; or, on a port with sendfile
-        (the desktop), the kernel copies the file."""
+        (the desktop), the kernel copies the file. The loop keeps its state in locals and
+        re-arms the idle deadline once per call, not per chunk: it is the upload's hot path."""
         if not self.up or sock is None or not self.active or self.finished:
             return
         kernel = session.use_sendfile and hasattr(session._conn.eventer.port, "sendfile")
-        buf = session.buf
+        buf, f = session.buf, self.file
+        pos, end, done = self.pos, self.end, self.done
         while True:
             if kernel:
                 # at offset `done`: the file position is not used, resume included
-                sent = sock.sendfile(self.file, self.done, 1 << 18)
+                sent = sock.sendfile(f, done, 1 << 18)
                 if sent is None:
-                    return  # full (or failed: on_error ends it)
-            elif self.pos < self.end:
-                sent = sock.send(buf, self.pos, self.end - self.pos)
+                    break  # full (or failed: on_error ends it)
+            elif pos < end:
+                sent = sock.send(buf, pos, end - pos)
                 if not sent:
-                    return
-                self.pos += sent
+                    break
+                pos += sent
             else:
-                self.pos, self.end = 0, self.file.readinto(buf)
-                if self.end:
+                pos, end = 0, f.readinto(buf)
+                if end:
                     continue
                 sent = 0
             if not sent:
+                self.pos, self.end, self.done = pos, end, done
                 self.stop(session, None)  # end of file: closing the data connection ends it
                 return
-            self.done += sent
-            session._timer.restart(session.data_idle_ms)
+            done += sent
             if session.on_progress is not None:
-                session.on_progress(session._op, self.done, self.total)
+                self.done = done
+                session.on_progress(session._op, done, self.total)
+        if done != self.done or pos != self.pos:
+            session._timer.restart(session.data_idle_ms)
+        self.pos, self.end, self.done = pos, end, done
 
     def receive(self, session, sock):
         buf = session.buf
