@@ -51,19 +51,24 @@ class Socket:
     # arrives while connecting only completes the connect); tests use it to show the hang
     drain_on_hint = True
 
+    # Defaults as class attributes: an instance holds only what differs from them, and each
+    # instance attribute costs heap on a board (its dict grows in steps, and every step is an
+    # allocation). The ones set on the way to "connected" are in the instance by then; what an
+    # error path sets is set in __init__, so a failure never needs a bigger dict.
+    # _read: what the last read saw; _addrs (connect only): resolved (family, sockaddr) pairs,
+    # the first is the one being tried; _timer: the connect deadline.
+    user_data = local_address = local_port = peer_address = peer_port = None
+    _want_write = False
+    _read = _NONE
+    _timer = _addrs = None
+
     def __init__(self, conn, raw, state):
         self._conn = conn
         self._port = conn.eventer.port
         self._raw = raw
         self.state = state
-        self.user_data = self.local_address = self.local_port = None
-        self.peer_address = self.peer_port = None
-        # _eof: a read saw end of stream; _queued: waiting in the eventer's pending list
-        self._want_write = self._eof = self._queued = False
-        self._read = _NONE
-        self._error = self._timer = None
-        # connect only: resolved (family, sockaddr) pairs, the first is the one being tried
-        self._addrs = None
+        # the queued report: a transport failure, True for end of stream, None for none
+        self._error = None
 
     def __repr__(self):
         if self.peer_address:
@@ -153,8 +158,7 @@ class Socket:
 
     def disconnect(self):
         """Close by the user's wish: no further callback of any kind for this socket."""
-        self._error = None
-        self._eof = False
+        self._error = None  # a queued report is dropped
         self._close()
 
     # -- dispatch (called by the port with the poll flags) ----------------------------------
@@ -237,7 +241,9 @@ class Socket:
             self._timer = None
         self.state = "connected"
         self.peer_address, self.peer_port = port.address(self._addrs[0][1])
-        self.local_address, self.local_port = port.local(self._raw)
+        local = port.local(self._raw)
+        if local[0] is not None:  # unknown on MicroPython (no getsockname): the defaults stay
+            self.local_address, self.local_port = local
         self._addrs = None
         port.modify(self._raw, self, READ)
         conn = self._conn
@@ -262,32 +268,32 @@ class Socket:
         """Queue a report for after this round's dispatch: a transport failure (the socket
         closes now, on_error once), or with None the end of stream (on_disconnect once)."""
         if error is None:
-            self._eof = True
+            if self._error is None:
+                self._error = True  # end of stream (a failure queued before it wins)
         elif self.state == "closed" or self.state == "closing":
             return
         else:
             self._error = error
             self._close()
-        if not self._queued:
-            self._queued = True
-            self._conn.eventer._pending.append(self)
+        pending = self._conn.eventer._pending
+        if self not in pending:  # queued once; the eventer empties the list after settling it
+            pending.append(self)
 
     def _settle(self):
         """Deliver the queued report, once."""
-        self._queued = False
         conn = self._conn
-        error = self._error
+        report, self._error = self._error, None
         try:
-            if error is not None:
-                self._error = None
+            if report is True:
+                if self.state == "connected":
+                    self._close()
+                    conn.iterator = self
+                    if conn.on_disconnect is not None:
+                        conn.on_disconnect(self)
+            elif report is not None:
                 conn.iterator = self
                 if conn.on_error is not None:
-                    conn.on_error(self, error)
-            elif self._eof and self.state == "connected":
-                self._close()
-                conn.iterator = self
-                if conn.on_disconnect is not None:
-                    conn.on_disconnect(self)
+                    conn.on_error(self, report)
         except Exception as exc:
             conn._fail(exc)
 
