@@ -28,11 +28,10 @@ Each upload is checked byte for byte on the server. Nothing here asserts a speed
 import argparse
 import os
 import re
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
@@ -46,6 +45,7 @@ UPLOAD_PATH = ("ulnet", "ulnet.errors", "ulnet.eventer", "ulnet.ports.upy", "uln
                "ulnet.ftp.parse", "ulnet.ftp.protocol", "ulnet.ftp.ops", "ulnet.ftp.session")
 SIZE = 1 << 20
 RUN_DEADLINE_S = 120  # silence on the board's output, per piece of code run there
+OPEN_TRIES = 6
 MEASURE_HEAP = "512K"
 
 # the imports of the upload path, module by module (GROW: first grow the qstr pool past 620)
@@ -206,11 +206,30 @@ def code_for(template, **values):
     return "".join("%s = %r\n" % item for item in sorted(values.items())) + template
 
 
+def output(board, code):
+    """Run code on a board, soft reset first (nothing of the last run is left); its output.
+    Opening is tried again for a few seconds: an emulated board serves one client at a time."""
+    for attempt in range(OPEN_TRIES):
+        try:
+            transport = dev.open_device(board.url, soft_reset=True)
+            break
+        except dev.DeviceError:
+            if attempt == OPEN_TRIES - 1:
+                raise
+            time.sleep(0.5)
+    try:
+        return dev.run(transport, code, RUN_DEADLINE_S).decode()
+    finally:
+        try:
+            transport.exit_raw_repl()
+        except Exception:
+            pass  # the board may be gone: closing is all that is left
+        transport.close()
+
+
 def run_on(board, code):
-    """Run code on a board (soft reset first, nothing of the last run left); the '@' line."""
-    with dev.session(board.url, soft_reset=True) as transport:
-        out = dev.run(transport, code, RUN_DEADLINE_S).decode()
-    return next(line.split()[1:] for line in out.splitlines() if line.startswith("@ "))
+    """The '@' line of code run on a board, split."""
+    return next(line.split()[1:] for line in output(board, code).splitlines() if line.startswith("@ "))
 
 
 def board_with_ulnet(heap, romfs, data, with_ulnet=True):
@@ -239,13 +258,10 @@ def imports(romfs, data):
     board = board_with_ulnet(MEASURE_HEAP, romfs, data)
     try:
         per = {}
-        with dev.session(board.url, soft_reset=True) as transport:
-            out = dev.run(transport, code_for(IMPORTS, GROW=640, MODULES=UPLOAD_PATH), RUN_DEADLINE_S)
-        for line in out.decode().splitlines():
+        for line in output(board, code_for(IMPORTS, GROW=640, MODULES=UPLOAD_PATH)).splitlines():
             if line.startswith("@ "):
                 per[line.split()[1]] = int(line.split()[2])
-        with dev.session(board.url, soft_reset=True) as transport:
-            out = dev.run(transport, code_for(IMPORTS, GROW=0, MODULES=UPLOAD_PATH), RUN_DEADLINE_S).decode()
+        out = output(board, code_for(IMPORTS, GROW=0, MODULES=UPLOAD_PATH))
         total = sum(int(line.split()[2]) for line in out.splitlines() if line.startswith("@ "))
         qstrs = [int(n) for n in re.findall(r"n_qstr=(\d+)", out)]
         return per, total, qstrs[1] - qstrs[0]

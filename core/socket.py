@@ -51,10 +51,11 @@ class Socket:
     # arrives while connecting only completes the connect); tests use it to show the hang
     drain_on_hint = True
 
-    # Defaults as class attributes: an instance holds only what differs from them, and each
-    # instance attribute costs heap on a board (its dict grows in steps, and every step is an
-    # allocation). The ones set on the way to "connected" are in the instance by then; what an
-    # error path sets is set in __init__, so a failure never needs a bigger dict.
+    # Defaults as class attributes: an instance holds only what differs from them. Each
+    # instance attribute costs heap on a board, and its dict grows in steps, each an allocation
+    # (a class attribute is paid once, so this pays off for a class with several instances).
+    # The ones set on the way to "connected" are in the instance by then; what an error path
+    # sets is set in __init__, so a failure never needs a bigger dict.
     # _read: what the last read saw; _addrs (connect only): resolved (family, sockaddr) pairs,
     # the first is the one being tried; _timer: the connect deadline.
     user_data = local_address = local_port = peer_address = peer_port = None

@@ -15,17 +15,14 @@ from ulnet.socket import READ, Socket
 
 
 class Connection:
-    # callbacks unset, no iterator, no scratch buffer yet: class attributes, so an instance
-    # holds only what was set (on a board each instance attribute costs heap)
-    iterator = on_connect = on_accept = on_receive = None
-    on_can_send = on_error = on_disconnect = None
-    _buf = None
-
     def __init__(self, eventer):
         self.eventer = eventer
         # accepted and connected sockets (TCP) or the bound socket (UDP); listening sockets
         self.sockets = []
         self.listeners = []
+        self.iterator = self.on_connect = self.on_accept = self.on_receive = None
+        self.on_can_send = self.on_error = self.on_disconnect = None
+        self._buf = None
 
     def _fail(self, exc):
         """A callback raised: hand it to on_error with the socket it concerned."""

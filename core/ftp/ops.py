@@ -30,13 +30,11 @@ class FTPError(Exception):
 class Op:
     """A queued operation: `name`, `args`, `done`, `error` (FTPError or None), `result`."""
 
-    # defaults as class attributes: an instance holds only what was set (heap on a board)
-    done = False
-    error = result = program = None
-
     def __init__(self, name, args):
         self.name = name
         self.args = args
+        self.done = False
+        self.error = self.result = self.program = None
 
     def __repr__(self):
         return "<Op %s %r done=%s error=%r>" % (self.name, self.args, self.done, self.error)
@@ -160,19 +158,16 @@ class Transfer:
     """One data transfer of the session's running operation: upload from a file, or download
     into a file (or a listing Sink)."""
 
-    # defaults as class attributes (an instance holds only what was set: heap on a board):
-    # pos/end: the unsent part of the buffer; active: the server's 1yz came (the session sets
-    # it), data may flow; finished: the data half is over; reply: the final reply when it came
-    # first, held until then
-    pos = end = 0
-    active = finished = False
-    error = reply = None
-
     def __init__(self, f, done, total, up):
         self.file = f
         self.done = done  # the resume offset: what the server holds already
         self.total = total
         self.up = up
+        self.pos = self.end = 0
+        # active: the server's 1yz came (the session sets it), data may flow; finished: the data
+        # half is over; reply: the final reply when it came first, held until then
+        self.active = self.finished = False
+        self.error = self.reply = None
 
     def pump(self, session, sock):
         """Send the file until the OS is full (on_can_send brings us back): a chunk at a time

@@ -138,24 +138,19 @@ class FTPProtocol:
     max_reply = _MAX_REPLY
     max_reply_lines = _MAX_REPLY_LINES
 
-    # Starting values as class attributes: an instance holds only what changed (on a board
-    # each instance attribute costs heap, and its dict grows in steps, each an allocation).
-    transfer_type = "A"
-    _start = 0      # consumed offset: bytes before it are parsed
-    _scan = 0       # searched-up-to mark: no LF in buf[_start:_scan]
-    _tail = 0       # bytes after the last LF received (an unfinished line)
-    _eof = False
-    _code = 0       # code of the multi-line reply being read
-    # _lines: its lines so far; None between replies (set in __init__)
-    _size = 0       # its raw size so far
-
     def __init__(self):
         self.state = AWAIT_GREETING
         self.pending = [""]  # the greeting is the implicit first command
+        self.transfer_type = "A"
         self._buf = bytearray()
-        # (class, message, code) of the error that ended the machine; set here, with what
-        # _fail sets, so that failing never needs a bigger dict
-        self._error = self._lines = None
+        self._start = 0     # consumed offset: bytes before it are parsed
+        self._scan = 0      # searched-up-to mark: no LF in buf[_start:_scan]
+        self._tail = 0      # bytes after the last LF received (an unfinished line)
+        self._eof = False
+        self._code = 0      # code of the multi-line reply being read
+        self._lines = None  # its lines so far; None between replies
+        self._size = 0      # its raw size so far
+        self._error = None  # (class, message, code) of the error that ended the machine
 
     def __repr__(self):
         return "<FTPProtocol %s pending=%r>" % (STATE_NAMES[self.state], self.pending)

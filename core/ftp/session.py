@@ -40,14 +40,11 @@ class FTPSession:
     trust_pasv_address = False
     use_sendfile = True  # uploads through the port's sendfile where it has one (the desktop)
 
-    # callbacks unset: class attributes, so an instance holds only those a user sets (each
-    # instance attribute costs heap on a board). The session's own state is all set here, at
-    # once: its dict grows now, not in the middle of an error path.
-    on_success = on_failure = on_progress = None
-
     def __init__(self, eventer, buf=None):
         """buf: the chunk buffer (default: a new bytearray of the port's RECV_SIZE). A board
         allocates it first thing, while its heap is still in one piece, and passes it in."""
+        # every attribute is set here, at once: the dict grows now, not in an error path
+        self.on_success = self.on_failure = self.on_progress = None
         self.connected = False  # logged in (read-only)
         self._pending = []  # queued operations
         # _ctl: the control connection's Socket; _dsock: the data connection's
