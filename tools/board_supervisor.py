@@ -95,7 +95,10 @@ class Supervisor:
                 # button, then the client's Ctrl-C for the rebooted board)
                 self._on_signal()
                 for key, _ in events:
-                    key.data()
+                    # a handler may unregister another's file (a client that went away while
+                    # output was sent to it): that file's event from this select is stale
+                    if self.sel.get_map().get(key.fd) is key:
+                        key.data()
                 self.child.check_deadline()
         finally:
             self.close()
