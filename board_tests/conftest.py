@@ -6,12 +6,19 @@ A board test names what it needs from the host as its parameters, e.g.
 bytes, tuples of them): they are sent to the board as code.
 """
 
+import os
+import select
+import shutil
 import socketserver
+import subprocess
+import sys
+import tempfile
 import threading
 
 import pytest
 
-from ulnet.tools.hil_pytest import *  # noqa: F401,F403  (hooks and the hil_session fixture)
+from ulnet.tools.hil_pytest import *  # noqa: F401,F403  (hooks, fixtures, HostCheck)
+from ulnet.tools.hil_pytest import HostCheck
 
 # a peer silent for this long is dropped, so a dead board never pins a server thread
 PEER_TIMEOUT_S = 30
@@ -160,3 +167,83 @@ def telnetd_port():
 
     with BusyboxTelnetd() as server:
         yield server.port
+
+
+# pyftpdlib in its own process (as tests/servers/ftp.py runs it): a user with a password and a
+# writable home; prints its port once it listens
+_PYFTPD = """
+import sys
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+authorizer = DummyAuthorizer()
+authorizer.add_user(sys.argv[2], sys.argv[3], sys.argv[1], perm="elradfmwMT")
+FTPHandler.authorizer = authorizer
+server = FTPServer(("127.0.0.1", 0), FTPHandler)
+print("PORT %d" % server.address[1], flush=True)
+server.serve_forever(timeout=0.5)
+"""
+FTP_USER, FTP_PASSWORD = "scanner", "s3cret"
+FTP_START_DEADLINE_S = 10
+
+
+class PyFTPD:
+    """pyftpdlib on 127.0.0.1 in a process of its own, home in a new temporary folder."""
+
+    def __init__(self):
+        self.home = tempfile.mkdtemp(prefix="ulnet-board-ftpd-")
+        self.proc = subprocess.Popen([sys.executable, "-c", _PYFTPD, self.home, FTP_USER, FTP_PASSWORD],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], FTP_START_DEADLINE_S)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("PORT "):
+            self.stop()
+            raise RuntimeError("pyftpdlib did not start within %d s" % FTP_START_DEADLINE_S)
+        self.port = int(line.split()[1])
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(PEER_TIMEOUT_S)
+        self.proc.stdout.close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+@pytest.fixture
+def pyftpd():
+    """A pyftpdlib server for one test (not a literal: board tests take ftp_server instead)."""
+    server = PyFTPD()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ftp_server(pyftpd):
+    """(host, port, user, password) of a pyftpdlib server on 127.0.0.1 with a writable home."""
+    return ("127.0.0.1", pyftpd.port, FTP_USER, FTP_PASSWORD)
+
+
+def upload_block(k):
+    """Block k (1 KB) of the file a board writes and uploads: every block differs, so a lost,
+    doubled or misplaced block shows. board_tests/test_ftp.py computes the same on the board."""
+    return bytes((k * 131 + j * 7 + (j >> 8)) & 255 for j in range(1024))
+
+
+@pytest.fixture
+def ftp_upload(pyftpd):
+    """(remote name, size) of a 1 MB upload to ftp_server; after the board test the host checks
+    that the server holds exactly the bytes the board wrote."""
+    name, size = "board-upload.bin", 1 << 20
+
+    def check():
+        path = os.path.join(pyftpd.home, name)
+        assert os.path.exists(path), "%s is not on the server" % name
+        with open(path, "rb") as f:
+            got = f.read()
+        assert len(got) == size, "the server holds %d bytes, not %d" % (len(got), size)
+        for k in range(size // 1024):
+            block = got[k * 1024:(k + 1) * 1024]
+            assert block == upload_block(k), "block %d (offset %d) differs" % (k, k * 1024)
+
+    return HostCheck((name, size), check)

@@ -9,15 +9,6 @@ host, port and what was attempted, nothing else. Runs unchanged on CPython and M
 
 import errno
 
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(value):
-        return value
-
-# getaddrinfo failures carry EAI_* codes (negative on Linux and on the unix port), not errno
-_EAI_NONAME = const(-2)
-
 
 def errno_text(code):
     """A short human text for an errno (or getaddrinfo EAI_*) value or an OSError."""
@@ -78,7 +69,7 @@ def net_error(code, action, host, port):
     if isinstance(code, Exception):
         code = errno_of(code)
     if code is None and action == "resolve":
-        code = _EAI_NONAME
+        code = -2  # EAI_NONAME: getaddrinfo codes are negative on Linux and the unix port
     return NetError(code, "%s %s: %s" % (action, endpoint(host, port), errno_text(code)))
 
 

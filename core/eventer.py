@@ -27,7 +27,7 @@ class Timer:
     """A one-shot timer from `Eventer.call_later`; `restart` re-arms it without allocating."""
 
     def __init__(self, eventer, fn):
-        self._eventer = eventer
+        self.eventer = eventer
         self.fn = fn
         self.due = 0
         self.active = False
@@ -38,24 +38,24 @@ class Timer:
         self.active = False
         # out of the list at once (a connect per upload must not leave one behind each), except
         # during a scan, which drops inactive timers itself
-        ev = self._eventer
+        ev = self.eventer
         if self._queued and not ev._scanning:
             self._queued = False
             ev._timers.remove(self)
             if not ev._timers:
-                ev._next_due = None  # nothing left to wake up for
+                ev._deadline = None  # nothing left to wake up for
 
     def restart(self, ms):
         """(Re-)arm to fire ms from now, in place: nothing is allocated."""
-        ev = self._eventer
+        ev = self.eventer
         port = ev.port
         self.due = due = port.ticks_add(port.ticks_ms(), ms)
         self.active = True
         if not self._queued:
             self._queued = True
             ev._timers.append(self)
-        if ev._next_due is None or port.ticks_diff(due, ev._next_due) < 0:
-            ev._next_due = due
+        if ev._deadline is None or port.ticks_diff(due, ev._deadline) < 0:
+            ev._deadline = due
 
 
 class Eventer:
@@ -69,8 +69,8 @@ class Eventer:
         self.port = __import__("ulnet.ports." + port, None, None, ["Port"]).Port(**options)
         self._timers = []
         self._scanning = False  # inside _fire_timers: the list must not shift under it
-        # earliest due time among queued timers (None: no timer queued)
-        self._next_due = None
+        # _deadline: the earliest due time among queued timers (None: no timer queued)
+        self._deadline = None
         # sockets that queued a report (error, end of stream): settled after the dispatch
         self._pending = []
         # sockets closed during the current round, closed for real when it ends
@@ -99,8 +99,8 @@ class Eventer:
             timeout_ms = -1
         if self._pending:
             timeout_ms = 0
-        elif self._next_due is not None:
-            wait = port.ticks_diff(self._next_due, port.ticks_ms())
+        elif self._deadline is not None:
+            wait = port.ticks_diff(self._deadline, port.ticks_ms())
             if wait < 0:
                 wait = 0
             if timeout_ms < 0 or wait < timeout_ms:
@@ -147,12 +147,12 @@ class Eventer:
     def _fire_timers(self):
         port = self.port
         now = port.ticks_ms()
-        if self._next_due is not None and port.ticks_diff(self._next_due, now) > 0:
+        if self._deadline is not None and port.ticks_diff(self._deadline, now) > 0:
             return
         timers = self._timers
-        # callbacks may arm timers during the scan: restart lowers _next_due for them, and they
+        # callbacks may arm timers during the scan: restart lowers _deadline for them, and they
         # land past `end`, so a callback re-arming itself with 0 ms cannot spin in one scan
-        self._next_due = None
+        self._deadline = None
         self._scanning = True
         end = len(timers)
         i = 0
@@ -178,5 +178,5 @@ class Eventer:
         finally:
             self._scanning = False
         if next_due is not None:
-            if self._next_due is None or port.ticks_diff(next_due, self._next_due) < 0:
-                self._next_due = next_due
+            if self._deadline is None or port.ticks_diff(next_due, self._deadline) < 0:
+                self._deadline = next_due

@@ -28,9 +28,8 @@ from ulnet.errors import TimeoutError, endpoint, net_error
 
 try:
     from micropython import const
-except ImportError:  # CPython
-    def const(value):
-        return value
+except ImportError:  # CPython; int, not a function: on a board each function costs heap
+    const = int
 
 # readiness flags: the poll(2)/epoll bit values, which MicroPython's select uses too
 READ = const(1)
@@ -52,19 +51,25 @@ class Socket:
     # arrives while connecting only completes the connect); tests use it to show the hang
     drain_on_hint = True
 
+    # Defaults as class attributes: an instance holds only what differs from them. Each
+    # instance attribute costs heap on a board, and its dict grows in steps, each an allocation
+    # (a class attribute is paid once, so this pays off for a class with several instances).
+    # The ones set on the way to "connected" are in the instance by then; what an error path
+    # sets is set in __init__, so a failure never needs a bigger dict.
+    # _read: what the last read saw; _addrs (connect only): resolved (family, sockaddr) pairs,
+    # the first is the one being tried; _timer: the connect deadline.
+    user_data = local_address = local_port = peer_address = peer_port = None
+    _want_write = False
+    _read = _NONE
+    _timer = _addrs = None
+
     def __init__(self, conn, raw, state):
         self._conn = conn
         self._port = conn.eventer.port
         self._raw = raw
         self.state = state
-        self.user_data = self.local_address = self.local_port = None
-        self.peer_address = self.peer_port = None
-        # _eof: a read saw end of stream; _queued: waiting in the eventer's pending list
-        self._want_write = self._eof = self._queued = False
-        self._read = _NONE
-        self._error = self._timer = None
-        # connect only: resolved (family, sockaddr) pairs, the first is the one being tried
-        self._addrs = None
+        # the queued report: a transport failure, True for end of stream, None for none
+        self._error = None
 
     def __repr__(self):
         if self.peer_address:
@@ -86,7 +91,10 @@ class Socket:
             while n > 0:
                 sent = port.send(self._raw, data, off, n)
                 if sent is None:
-                    self._wait_writable()
+                    # the OS is full: ask for a write hint; on_can_send fires once when it comes
+                    if not self._want_write:
+                        self._want_write = True
+                        port.modify(self._raw, self, READ | WRITE)
                     break
                 total += sent
                 off += sent
@@ -95,26 +103,21 @@ class Socket:
             self._later(net_error(exc, "send to", self.peer_address, self.peer_port))
         return total
 
-    def sendfile(self, f, offset, count):
-        """Send count bytes of file f from offset through the port's sendfile (only ports that
-        have one: the desktop port). Returns the bytes sent, 0 at end of file, or None when
+    def sendfile(self, f, off, count):
+        """Send count bytes of file f from offset off through the port's sendfile (only ports
+        that have one: the desktop port). Returns the bytes sent, 0 at end of file, or None when
         nothing can go now: full (on_can_send follows) or failed (on_error follows)."""
         if self.state != "connected":
             return None
         try:
-            sent = self._port.sendfile(self._raw, f, offset, count)
+            sent = self._port.sendfile(self._raw, f, off, count)
         except OSError as exc:
             self._later(net_error(exc, "send to", self.peer_address, self.peer_port))
             return None
-        if sent is None:
-            self._wait_writable()
-        return sent
-
-    def _wait_writable(self):
-        """The OS is full: ask for a write hint; on_can_send fires once when it comes."""
-        if not self._want_write:
+        if sent is None and not self._want_write:  # full: as in send
             self._want_write = True
             self._port.modify(self._raw, self, READ | WRITE)
+        return sent
 
     def recv_into(self, buf, n=0):
         """Read up to n (default len(buf)) bytes into buf; 0 means nothing now."""
@@ -156,8 +159,7 @@ class Socket:
 
     def disconnect(self):
         """Close by the user's wish: no further callback of any kind for this socket."""
-        self._error = None
-        self._eof = False
+        self._error = None  # a queued report is dropped
         self._close()
 
     # -- dispatch (called by the port with the poll flags) ----------------------------------
@@ -167,7 +169,7 @@ class Socket:
         try:
             state = self.state
             if state == "connecting":
-                self._check_connect()
+                self._check()
                 if not self.drain_on_hint:
                     return
                 state = self.state
@@ -201,7 +203,7 @@ class Socket:
                 if self._read != _GOT:
                     return
         except Exception as exc:
-            conn._handler_failed(exc)
+            conn._fail(exc)
 
     # -- connect ------------------------------------------------------------------------
 
@@ -222,7 +224,8 @@ class Socket:
             addrs.pop(0)
         self._later(net_error(code, "connect to", self.peer_address, self.peer_port))
 
-    def _check_connect(self):
+    def _check(self):
+        """Check a connect under way (a hint came): connected, failed, or not decided yet."""
         port = self._port
         code = port.connect_result(self._raw)
         if code is None:
@@ -239,7 +242,9 @@ class Socket:
             self._timer = None
         self.state = "connected"
         self.peer_address, self.peer_port = port.address(self._addrs[0][1])
-        self.local_address, self.local_port = port.local(self._raw)
+        local = port.local(self._raw)
+        if local[0] is not None:  # unknown on MicroPython (no getsockname): the defaults stay
+            self.local_address, self.local_port = local
         self._addrs = None
         port.modify(self._raw, self, READ)
         conn = self._conn
@@ -251,7 +256,8 @@ class Socket:
         if self.state == "connected" and conn.on_can_send is not None:
             conn.on_can_send(self)
 
-    def _connect_timeout(self):
+    def _deadline(self):
+        """The connect timer fired."""
         self._timer = None
         if self.state == "connecting":
             where = endpoint(self.peer_address, self.peer_port)
@@ -263,34 +269,34 @@ class Socket:
         """Queue a report for after this round's dispatch: a transport failure (the socket
         closes now, on_error once), or with None the end of stream (on_disconnect once)."""
         if error is None:
-            self._eof = True
+            if self._error is None:
+                self._error = True  # end of stream (a failure queued before it wins)
         elif self.state == "closed" or self.state == "closing":
             return
         else:
             self._error = error
             self._close()
-        if not self._queued:
-            self._queued = True
-            self._conn.eventer._pending.append(self)
+        pending = self._conn.eventer._pending
+        if self not in pending:  # queued once; the eventer empties the list after settling it
+            pending.append(self)
 
     def _settle(self):
         """Deliver the queued report, once."""
-        self._queued = False
         conn = self._conn
-        error = self._error
+        report, self._error = self._error, None
         try:
-            if error is not None:
-                self._error = None
+            if report is True:
+                if self.state == "connected":
+                    self._close()
+                    conn.iterator = self
+                    if conn.on_disconnect is not None:
+                        conn.on_disconnect(self)
+            elif report is not None:
                 conn.iterator = self
                 if conn.on_error is not None:
-                    conn.on_error(self, error)
-            elif self._eof and self.state == "connected":
-                self._close()
-                conn.iterator = self
-                if conn.on_disconnect is not None:
-                    conn.on_disconnect(self)
+                    conn.on_error(self, report)
         except Exception as exc:
-            conn._handler_failed(exc)
+            conn._fail(exc)
 
     def _close(self):
         """Close now, or at the end of the round if one is running (so the OS cannot hand this
@@ -315,4 +321,4 @@ class Socket:
             self._port.unregister(raw)
             self._port.close_socket(raw)
         self.state = "closed"
-        self._conn._forget(self)
+        self._conn._lost(self)

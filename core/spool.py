@@ -150,7 +150,7 @@ class Spool:
         self._end.cancel()
         c = self.client
         if not c.idle:
-            c._fatal(why)  # the session has no public abort; its reports are ignored now
+            c.close(why)  # its reports are ignored now
         elif c.connected:
             c.quit()
         self.left = pending(self.folder)[0]

@@ -13,10 +13,6 @@ from ulnet.errors import net_error
 from ulnet.eventer import report_exception
 from ulnet.socket import READ, Socket
 
-# accepts per listener hint: a burst is taken in one round, but one listener cannot starve the
-# rest of the round (a level-triggered port reports the rest again, Winsock re-posts FD_ACCEPT)
-ACCEPT_BATCH = 16
-
 
 class Connection:
     def __init__(self, eventer):
@@ -28,7 +24,7 @@ class Connection:
         self.on_can_send = self.on_error = self.on_disconnect = None
         self._buf = None
 
-    def _handler_failed(self, exc):
+    def _fail(self, exc):
         """A callback raised: hand it to on_error with the socket it concerned."""
         if self.on_error is not None:
             try:
@@ -44,7 +40,8 @@ class Connection:
             self._buf = bytearray(min(self.eventer.port.RECV_SIZE, 4096))
         return self._buf
 
-    def _forget(self, sock):
+    def _lost(self, sock):
+        """A socket closed: it leaves the lists (Socket._close calls this)."""
         for group in (self.sockets, self.listeners):
             if sock in group:
                 group.remove(sock)
@@ -82,7 +79,7 @@ class TCP(Connection):
             sock._later(net_error(exc, "resolve", host, port))
             return sock
         if timeout_ms:
-            sock._timer = eventer.call_later(timeout_ms, sock._connect_timeout)
+            sock._timer = eventer.call_later(timeout_ms, sock._deadline)
         sock._try_next(None)
         return sock
 
@@ -114,15 +111,17 @@ class TCP(Connection):
     def get(self, sock=None, n=0):
         return self._default(sock).get(n)
 
-    def _ready(self, listener):
-        """A listener is readable: accept what is waiting."""
+    def _ready(self, sock):
+        """The listener sock is readable: accept what is waiting."""
         p = self.eventer.port
-        for _ in range(ACCEPT_BATCH):
+        # 16 accepts per hint at most: a burst is taken in one round, but one listener cannot
+        # starve the rest of the round (a level-triggered port reports the rest again, Winsock
+        # re-posts FD_ACCEPT)
+        for _ in range(16):
             try:
-                got = p.accept(listener._raw)
+                got = p.accept(sock._raw)
             except OSError as exc:
-                where = listener.local_address, listener.local_port
-                self._handler_failed(net_error(exc, "accept on", *where))
+                self._fail(net_error(exc, "accept on", sock.local_address, sock.local_port))
                 return
             if got is None:
                 return
@@ -131,14 +130,14 @@ class TCP(Connection):
             if limit is not None and len(self.sockets) >= limit:
                 p.close_socket(raw)
                 continue
-            sock = Socket(self, raw, "connected")
-            sock.peer_address, sock.peer_port = p.address(sockaddr)
+            new = Socket(self, raw, "connected")
+            new.peer_address, new.peer_port = p.address(sockaddr)
             local = p.local(raw)
             if local[0] is None:
-                local = (listener.local_address, listener.local_port)
-            sock.local_address, sock.local_port = local
-            p.register(raw, sock, READ)
-            self.sockets.append(sock)
-            self.iterator = sock
+                local = (sock.local_address, sock.local_port)
+            new.local_address, new.local_port = local
+            p.register(raw, new, READ)
+            self.sockets.append(new)
+            self.iterator = new
             if self.on_accept is not None:
-                self.on_accept(sock)
+                self.on_accept(new)

@@ -29,6 +29,12 @@ class Port:
     ticks_ms = staticmethod(time.ticks_ms)
     ticks_diff = staticmethod(time.ticks_diff)
     ticks_add = staticmethod(time.ticks_add)
+    # the socket's own methods, called with the socket first: readinto(buf, n) and
+    # write(buf, off, n) answer None for would-block, as the contract wants; no Python frame
+    # between a chunk and the OS (the hot path), and no function to load
+    recv_into = staticmethod(socket.socket.readinto)
+    send = staticmethod(socket.socket.write)
+    close_socket = staticmethod(socket.socket.close)
 
     def __init__(self):
         self._poll = select.poll()
@@ -140,16 +146,10 @@ class Port:
         # unknown without getsockname; the TCP layer falls back to the listener's address
         return None, None
 
-    def recv_into(self, raw, buf, n):
-        return raw.readinto(buf, n)
-
     def recv(self, raw, n):
         scratch = self._scratch
         got = raw.readinto(scratch, min(n, len(scratch)))
         return None if got is None else bytes(scratch[:got])
-
-    def send(self, raw, data, off, n):
-        return raw.write(data, off, n)
 
     def recvfrom_into(self, raw, buf):
         try:
@@ -168,6 +168,3 @@ class Port:
             if exc.errno == errno.EAGAIN:
                 return None
             raise
-
-    def close_socket(self, raw):
-        raw.close()

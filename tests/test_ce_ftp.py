@@ -42,19 +42,19 @@ class Watch:
     """Counts the control connection's events and catches callbacks on closed sockets."""
 
     def __init__(self, session):
-        self.ctl = session._ctl
+        self.session = session
         self.connects = self.ends = self.after_close = 0
-        for tcp in (session._ctl, session._dt):
-            for name in ("on_receive", "on_can_send", "on_disconnect", "on_error", "on_connect"):
-                setattr(tcp, name, self._wrap(tcp, name, getattr(tcp, name)))
+        tcp = session._conn  # one TCP object holds the control and the data connections
+        for name in ("on_receive", "on_can_send", "on_disconnect", "on_error", "on_connect"):
+            setattr(tcp, name, self._wrap(name, getattr(tcp, name)))
 
-    def _wrap(self, tcp, name, inner):
+    def _wrap(self, name, inner):
         def event(sock, *args):
             if sock.state == "closed":
                 self.after_close += 1
-            if tcp is self.ctl and name == "on_connect":
+            if sock is self.session._ctl and name == "on_connect":
                 self.connects += 1
-            if tcp is self.ctl and name == "on_disconnect":
+            if sock is self.session._ctl and name == "on_disconnect":
                 self.ends += 1
             if inner is not None:
                 return inner(sock, *args)

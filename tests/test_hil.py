@@ -151,6 +151,82 @@ def test_pytest_board_option_runs_a_given_device(sample_dir):
     assert "has one owner: run it without -n (xdist), or use --board emu" in refused.stderr
 
 
+OWN_BOARD_SAMPLE = '''
+HEAP = "48K"
+DEPLOY = "romfs"
+
+
+def test_runs_on_a_board_of_its_own(checked):
+    import gc
+    import ulnet
+
+    gc.collect()
+    total = gc.mem_alloc() + gc.mem_free()
+    assert 47 * 1024 < total <= 48 * 1024, total
+    assert ulnet.__file__ == "/rom/lib/ulnet/__init__.mpy", ulnet.__file__
+    assert "HEAP" not in globals() and "DEPLOY" not in globals()  # read on the host only
+    assert checked == 7
+
+
+def test_a_failing_host_check_fails_the_test(failing_check):
+    assert failing_check == 1
+'''
+
+DEFAULT_BOARD_SAMPLE = '''
+def test_runs_on_the_board_of_the_session():
+    import gc
+    import ulnet
+
+    gc.collect()
+    total = gc.mem_alloc() + gc.mem_free()
+    assert 63 * 1024 < total <= 64 * 1024, total
+    assert ulnet.__file__ == "/lib/ulnet/__init__.mpy", ulnet.__file__
+'''
+
+HOST_CHECK_CONFTEST = '''
+import pytest
+
+from ulnet.tools.hil_pytest import *  # noqa
+from ulnet.tools.hil_pytest import HostCheck
+
+
+@pytest.fixture
+def checked():
+    return HostCheck(7, lambda: None)
+
+
+@pytest.fixture
+def failing_check():
+    def check():
+        assert False, "checked on the host after the board test"
+
+    return HostCheck(1, check)
+'''
+
+
+def test_a_file_asks_for_its_own_heap_and_deploy_mode(tmp_path):
+    folder = tmp_path / "own_board_tests"
+    folder.mkdir()
+    shutil.copy(os.path.join(hil.TESTS_DIR, hil.HARNESS), folder)
+    (folder / "test_own.py").write_text(OWN_BOARD_SAMPLE)
+    (folder / "test_default.py").write_text(DEFAULT_BOARD_SAMPLE)
+    (folder / "conftest.py").write_text(HOST_CHECK_CONFTEST)
+    own = hil.BoardTestFile(str(folder / "test_own.py"))
+    assert (own.heap, own.deploy, own.own_board) == ("48K", "romfs", True)
+    assert not hil.BoardTestFile(str(folder / "test_default.py")).own_board
+    done = subprocess.run([sys.executable, "-m", "pytest", str(folder), "-p", "no:cacheprovider", "-q",
+                           "--board", "emu"], capture_output=True, text=True, timeout=200, cwd=str(folder))
+    assert "1 failed, 2 passed" in done.stdout, done.stdout + done.stderr
+    assert "test_a_failing_host_check_fails_the_test" in done.stdout
+    assert "checked on the host after the board test" in done.stdout
+
+
+def test_a_bad_deploy_mode_is_refused_on_the_host(tmp_path):
+    (tmp_path / "test_bad.py").write_text('DEPLOY = "flash"\n\ndef test_x():\n    pass\n')
+    with pytest.raises(ValueError, match="DEPLOY must be one of"):
+        hil.BoardTestFile(str(tmp_path / "test_bad.py"))
+
+
 @pytest.fixture
 def microbit():
     """The real MicroPython 1.9.2 micro:bit firmware under QEMU; yields its serial pty."""

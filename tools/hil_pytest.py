@@ -5,12 +5,21 @@ A board tests folder (one that holds harness.py) brings it in from its conftest.
 files are never imported on the host: each `def test_x(a, b)` becomes a pytest item whose
 parameters are resolved as pytest fixtures on the host (an echo server's port, a path...) and
 passed to the function on the board (literal values only). Host fixtures start their servers on
-127.0.0.1, which the board reaches (an emulated board shares the host's loopback).
+127.0.0.1, which the board reaches (an emulated board shares the host's loopback). A fixture
+that must check something on the host once the board test passed (the bytes a board uploaded)
+returns `HostCheck(value, check)`: the board gets `value`, then `check()` runs on the host and
+its failure fails the test.
 
 Options: `--board` (default `emu`: an emulated board per pytest process, so each xdist worker
 owns its own; a DEVICE has one owner, so it refuses xdist), `--board-heap` for emu (64K),
 `--board-deadline` seconds per test (a file's DEADLINE_S wins). The heap a test left
 allocated is recorded as the item's user property "heap".
+
+A file that asks for its own board (`HEAP = "32K"`, `DEPLOY = "romfs"`, see tools/hil.py) runs,
+with `--board emu`, on an emulated board started for that file alone (with the file's heap, or
+--board-heap, and the file's deploy mode) and stopped after its tests. On a given DEVICE the
+file runs on that device as it is: a real board's heap is what it has, and its ROMFS partition
+is written by mpremote, not by the runner.
 """
 
 import inspect
@@ -21,7 +30,8 @@ import pytest
 from ulnet.tools import hil
 from ulnet.tools.board import Board
 
-__all__ = ["pytest_addoption", "pytest_configure", "pytest_pycollect_makemodule", "hil_session"]
+__all__ = ["HostCheck", "pytest_addoption", "pytest_configure", "pytest_pycollect_makemodule", "hil_session",
+           "hil_board", "hil_file_board"]
 
 
 def pytest_addoption(parser):
@@ -54,17 +64,31 @@ class BoardModule(pytest.Module):
         test_file = hil.BoardTestFile(str(self.path), self.config.getoption("board_deadline"))
         module = types.ModuleType(test_file.module)
         module.__file__ = str(self.path)
+        module.board_test_file = test_file  # what the hil_session fixture reads
         for test in test_file.tests:
             setattr(module, test.name, _host_test(test_file, test))
         return module
 
 
+class HostCheck:
+    """A board test parameter with a host-side check: `value` (a literal) goes to the board,
+    `check()` runs on the host after the board test passed (an AssertionError fails the test)."""
+
+    def __init__(self, value, check):
+        self.value = value
+        self.check = check
+
+
 def _host_test(test_file, test):
     def board_test(hil_session, request, **params):
+        checks = [p.check for p in params.values() if isinstance(p, HostCheck)]
+        params = {k: p.value if isinstance(p, HostCheck) else p for k, p in params.items()}
         result = hil_session.run(test_file, test.name, params)
         request.node.user_properties.append(("heap", result.heap))
         if not result.passed:
             pytest.fail("%s\n%s" % (result.detail, result.output.strip()), pytrace=False)
+        for check in checks:
+            check()
 
     names = ["hil_session", "request"] + test.params
     board_test.__signature__ = inspect.Signature(
@@ -73,8 +97,17 @@ def _host_test(test_file, test):
     return board_test
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def hil_session(request):
+    """The HILSession a board test runs in: its file's own emulated board when the file asks
+    for one (HEAP, DEPLOY) and the board is `emu`, else the board of this pytest process."""
+    if request.module.board_test_file.own_board and request.config.getoption("board") == "emu":
+        return request.getfixturevalue("hil_file_board")
+    return request.getfixturevalue("hil_board")
+
+
+@pytest.fixture(scope="session")
+def hil_board(request):
     """The board of this pytest process, with ulnet deployed, for the whole session."""
     device, board = request.config.getoption("board"), None
     if device == "emu":
@@ -87,3 +120,17 @@ def hil_session(request):
         session.close()
         if board is not None:
             board.stop()
+
+
+@pytest.fixture(scope="module")
+def hil_file_board(request):
+    """An emulated board for one test file that asks for its own (HEAP, DEPLOY): started for
+    the file's tests with ulnet deployed as the file says, stopped after them."""
+    test_file = request.module.board_test_file
+    board = Board(heap=test_file.heap or request.config.getoption("board_heap")).start()
+    session = hil.HILSession(board.url, romfs=test_file.deploy == "romfs")
+    try:
+        yield session.open()
+    finally:
+        session.close()
+        board.stop()

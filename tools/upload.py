@@ -25,7 +25,7 @@ def add_parser(sub):
     p.add_argument("spool", metavar="SPOOL_DIR", help="folder of scan files (bad/ and sent/ inside)")
     p.add_argument("url", metavar="URL", help="ftp://user:password@host:port/dir")
     p.add_argument("--device-id", help="prefix of the remote names, DEVICE-NAME (default: this host's name)")
-    p.add_argument("--keep", action="store_true", help="move uploaded scans to SPOOL_DIR/sent/ instead of deleting them")
+    p.add_argument("--keep", action="store_true", help="move uploaded scans to SPOOL_DIR/sent/, not delete them")
     p.add_argument("--deadline", type=float, default=600, metavar="S", help="stop after S seconds (default 600)")
     p.set_defaults(run=run)
 

@@ -9,26 +9,29 @@ from ulnet.ftp.ops import FTPError, Op  # noqa: F401 (re-exported)
 from ulnet.ftp.session import FTPSession
 
 
-# reply parsers for the operations below (listing.py loads only when one of them runs)
-def _mdtm(reply):
+# reply parsers for the operations below, given the reply's text (listing.py loads only when
+# one of them runs)
+def _mdtm(text):
     from ulnet.ftp.listing import parse_mdtm
 
-    return parse_mdtm(reply.text)
+    return parse_mdtm(text)
 
 
-def _path(reply):
+def _path(text):
     from ulnet.ftp.listing import parse_path
 
-    return parse_path(reply.text)
+    return parse_path(text)
 
 
-def _features(reply):
+def _features(text):
     from ulnet.ftp.listing import parse_features
 
-    return parse_features(reply.lines)
+    return parse_features(text.split("\n"))  # Reply.text is its lines joined with LF
 
 
 class FTPClient(FTPSession):
+    listing_limit = 1 << 20  # bytes a listing may take in memory (a board sets it lower)
+
     def get(self, remote, local=None):
         """Download to a local file (written as LOCAL.part, renamed when complete)."""
         return self._extra("get", remote, local or remote.rsplit("/", 1)[-1])

@@ -7,19 +7,23 @@ generator protocol as ops.py.
 import os
 
 from ulnet.ftp import listing
-from ulnet.ftp.ops import FTPError, Op, Transfer, check, open_file, transfer, type_i
+from ulnet.errors import errno_text
+from ulnet.ftp.ops import FTPError, Op, check, transfer
 from ulnet.ftp.parse import decode_text, parse_size
 
 
-def download(client, op, remote, local):
-    yield from type_i(client, op)
+def download(session, op, remote, local):
+    if session._proto.transfer_type != "I":
+        check(op, (yield ("TYPE", "I")))  # binary before SIZE and RETR
     reply = yield ("SIZE", remote)
     total = parse_size(reply.text) if reply.code == 213 else None
     part = local + ".part"
-    f = open_file(op, part, "wb")
-    xfer = Transfer(op, f, 0, total, False)
     try:
-        yield from transfer(client, op, "RETR", remote, xfer)
+        f = open(part, "wb")
+    except OSError as exc:
+        raise FTPError(None, "cannot open %s: %s" % (part, errno_text(exc)), op.name)
+    try:
+        xfer = yield from transfer(session, op, "RETR", remote, f, 0, total, False)
         f.close()
         os.rename(part, local)
         op.result = xfer.done
@@ -45,9 +49,9 @@ class Sink:
         self.data.extend(chunk)
 
 
-def lines(client, op, verb, path):
-    sink = Sink(client.listing_limit)
-    yield from transfer(client, op, verb, path or None, Transfer(op, sink, 0, None, False))
+def lines(session, op, verb, path):
+    sink = Sink(session.listing_limit)
+    yield from transfer(session, op, verb, path or None, sink, 0, None, False)
     found = []
     for line in bytes(sink.data).split(b"\n"):
         if not line.strip():
@@ -61,35 +65,35 @@ def lines(client, op, verb, path):
     op.result = found
 
 
-def active(client, op):
+def active(session, op):
     """Active mode: listen beside the control connection, tell the server where (EPRT, or PORT
     when EPRT is refused); the server connects to us after the transfer command."""
-    local = client._ctl.sockets[0].local_address
+    local = session._ctl.local_address
     if local is None:
         raise FTPError(None, "active mode needs the local address, which this port cannot tell", op.name)
-    client._dt.on_accept = lambda sock: accepted(client, sock)
-    port = client._dt.listen(0, local).local_port
-    if client._epsv:
+    session._conn.on_accept = lambda sock: accepted(session, sock)
+    port = session._conn.listen(0, local).local_port
+    if session._epsv:
         if (yield ("EPRT", listing.format_eprt(local, port))).code // 100 == 2:
             return None
-        client._epsv = False
+        session._epsv = False
     check(op, (yield ("PORT", listing.format_port(local, port))))
     return None
 
 
-def accepted(client, sock):
-    for listener in client._dt.listeners[:]:
+def accepted(session, sock):
+    for listener in session._conn.listeners[:]:
         listener.disconnect()
-    client._dsock = sock
-    if client._xfer is not None and client._xfer.active:
-        client._xfer.started(client)
+    session._dsock = sock
+    if session._xfer is not None:
+        session._xfer.pump(session, sock)  # an upload whose 150 came first starts sending
 
 
-def start(client, name, args):
+def start(session, name, args):
     """Queue one of this module's operations (the client's get/list/nlst/mlsd call this)."""
     op = Op(name, args)
     if name == "get":
-        program = download(client, op, *args)
+        program = download(session, op, *args)
     else:
-        program = lines(client, op, name.upper(), args[0])
-    return client._add(op, program)
+        program = lines(session, op, name.upper(), args[0])
+    return session._add(op, program)

@@ -1,4 +1,4 @@
-"""FTP operations as generators, and the data transfer they share (driven by ftp/client.py).
+"""FTP operations as generators, and the data transfer they share (driven by ftp/session.py).
 
 An operation generator yields `(verb, arg)` to send a command and receives its final Reply;
 `("", None)` waits for the greeting; `(None, (host, port))` opens the data connection and
@@ -21,8 +21,8 @@ from ulnet.ftp.protocol import FTPProtocol
 class FTPError(Exception):
     """An FTP operation failed: `code` is the server's reply code (None: local or transport)."""
 
-    def __init__(self, code, text, what="ftp"):
-        super().__init__("%s: %s%s" % (what, "%d " % code if code else "", text))
+    def __init__(self, code, text, name="ftp"):
+        super().__init__("%s: %s%s" % (name, "%d " % code if code else "", text))
         self.code = code
         self.text = text
 
@@ -37,8 +37,7 @@ class Op:
         self.error = self.result = self.program = None
 
     def __repr__(self):
-        state = "failed" if self.error else "done" if self.done else "queued"
-        return "<Op %s %r %s>" % (self.name, self.args, state)
+        return "<Op %s %r done=%s error=%r>" % (self.name, self.args, self.done, self.error)
 
 
 def check(op, reply, kind=2):
@@ -47,18 +46,12 @@ def check(op, reply, kind=2):
         raise FTPError(reply.code, reply.text, op.name)
 
 
-def type_i(client, op):
-    # binary before SIZE and transfers: servers refuse SIZE in ASCII mode
-    if client._proto.transfer_type != "I":
-        check(op, (yield ("TYPE", "I")))
-
-
-def login(client, op, host, port, user, password):
-    client._hangup()
-    client._lost = None
-    client._proto = FTPProtocol()
-    client._epsv = True
-    client._ctl.connect(host, port, client.connect_timeout_ms)
+def login(session, op, host, port, user, password):
+    session._close()
+    session._error = None
+    session._proto = FTPProtocol()
+    session._epsv = True
+    session._ctl = session._conn.connect(host, port, session.connect_timeout_ms)
     try:
         check(op, (yield ("", None)))  # the greeting: 220 (after any 120)
         reply = yield ("USER", user)
@@ -68,30 +61,24 @@ def login(client, op, host, port, user, password):
             raise FTPError(332, "the server wants an account (ACCT), which ulnet does not send", op.name)
         check(op, reply)
     except FTPError:
-        client._hangup()
+        session._close()
         raise
-    client._logged_in = True
+    session.connected = True
 
 
-def simple(client, op, verb, arg=None, arg2=None, parse=None):
-    """One command (RNFR takes two); op.result is parse(reply) or the reply's text."""
-    if verb == "SIZE":
-        yield from type_i(client, op)
+def simple(session, op, verb, arg=None, new=None, parse=None):
+    """One command (RNFR: then RNTO new); op.result is parse(reply text) or the text itself."""
+    if verb == "SIZE" and session._proto.transfer_type != "I":
+        # binary before SIZE and transfers: servers refuse SIZE in ASCII mode
+        check(op, (yield ("TYPE", "I")))
     reply = yield (verb, arg)
     if verb == "RNFR":
         check(op, reply, 3)
-        reply = yield ("RNTO", arg2)
+        reply = yield ("RNTO", new)
     check(op, reply)
-    op.result = parse(reply) if parse else reply.text
+    op.result = parse(reply.text) if parse else reply.text
     if verb == "QUIT":
-        client._hangup()
-
-
-def open_file(op, path, mode):
-    try:
-        return open(path, mode)
-    except OSError as exc:
-        raise FTPError(None, "cannot open %s: %s" % (path, errno_text(exc)), op.name)
+        session._close()
 
 
 def temp_name(remote):
@@ -100,25 +87,29 @@ def temp_name(remote):
     return remote[:at] + "." + remote[at:] + ".part"
 
 
-def upload(client, op, local, remote, atomic, resume):
-    f = open_file(op, local, "rb")
+def upload(session, op, local, remote, atomic, resume):
+    try:
+        f = open(local, "rb")
+    except OSError as exc:  # missing or unreadable: fail before anything is sent
+        raise FTPError(None, "cannot open %s: %s" % (local, errno_text(exc)), op.name)
     try:
         size = os.stat(local)[6]
-        yield from type_i(client, op)
+        if session._proto.transfer_type != "I":
+            check(op, (yield ("TYPE", "I")))  # binary, as for SIZE below
         target = temp_name(remote) if atomic else remote
         offset = sent = 0
         if resume:
             reply = yield ("SIZE", target)
             if reply.code == 213 and parse_size(reply.text) <= size:
                 offset = parse_size(reply.text)
+            reply = None  # not held through the transfer: a Reply is ~200 bytes on a board
         if offset < size or size == 0:
             verb = "STOR"
             if offset:
                 if (yield ("REST", offset)).code != 350:
                     verb = "APPE"  # no restart marker: append to what is there
                 f.seek(offset)
-            xfer = Transfer(op, f, offset, size, True)
-            yield from transfer(client, op, verb, target, xfer)
+            xfer = yield from transfer(session, op, verb, target, f, offset, size, True)
             sent = xfer.done - offset
         if atomic:
             check(op, (yield ("RNFR", target)), 3)
@@ -128,106 +119,109 @@ def upload(client, op, local, remote, atomic, resume):
         f.close()
 
 
-def data_address(client, op):
-    """Set up the data connection: (host, port) to connect to, or None when the server connects."""
-    if not client.passive:
+def transfer(session, op, verb, arg, f, done, total, up):
+    """Run one data transfer of file f (see Transfer): set up the data connection (passive: we
+    connect; active: the server connects to us), send the command; returns the Transfer once
+    the data is done and the final reply came."""
+    if session.passive:
+        # the data connection goes to the control connection's peer, whatever address PASV
+        # names (this blocks FTP bounce), unless the user trusts it
+        host = session._ctl.peer_address
+        port = 0
+        if session._epsv:
+            reply = yield ("EPSV", None)
+            if reply.code == 229:
+                port = parse_epsv(reply.text)
+            else:
+                session._epsv = False  # not understood: PASV from now on
+        if not port:
+            reply = yield ("PASV", None)
+            check(op, reply)
+            named, port = parse_pasv(reply.text)
+            if session.trust_pasv_address:
+                host = named
+        reply = None  # not held through the transfer
+        yield (None, (host, port))
+    else:
         from ulnet.ftp.extra import active
 
-        return (yield from active(client, op))
-    # the data connection goes to the control connection's peer, whatever address PASV names
-    # (this blocks FTP bounce), unless the user trusts it
-    peer = client._ctl.sockets[0].peer_address
-    if client._epsv:
-        reply = yield ("EPSV", None)
-        if reply.code == 229:
-            return peer, parse_epsv(reply.text)
-        client._epsv = False  # not understood: PASV from now on
-    reply = yield ("PASV", None)
-    check(op, reply)
-    host, port = parse_pasv(reply.text)
-    return (host if client.trust_pasv_address else peer), port
-
-
-def transfer(client, op, verb, arg, xfer):
-    """Run one data transfer; returns its final reply after the data is done as well."""
-    address = yield from data_address(client, op)
-    if address is not None:
-        yield (None, address)
-    client._xfer = xfer
+        yield from active(session, op)
+    session._xfer = xfer = Transfer(f, done, total, up)
     reply = yield (verb, arg)
     if xfer.error is not None and reply.code < 400:
         raise FTPError(None, xfer.error, op.name)
     check(op, reply)
-    return reply
+    return xfer
 
 
 class Transfer:
-    """One data transfer: upload from a file, or download into a file (or a listing Sink)."""
+    """One data transfer of the session's running operation: upload from a file, or download
+    into a file (or a listing Sink)."""
 
-    def __init__(self, op, f, offset, total, up):
-        self.op = op
+    def __init__(self, f, done, total, up):
         self.file = f
-        self.done = offset
+        self.done = done  # the resume offset: what the server holds already
         self.total = total
         self.up = up
         self.pos = self.end = 0
-        # active: the server's 1yz came, data may flow; finished: the data half is over
+        # active: the server's 1yz came (the session sets it), data may flow; finished: the data
+        # half is over; reply: the final reply when it came first, held until then
         self.active = self.finished = False
-        self.error = None
+        self.error = self.reply = None
 
-    def started(self, client):
-        self.active = True
-        if self.up and client._dsock is not None:
-            self.pump(client, client._dsock)
-
-    def pump(self, client, sock):
-        """Send the file: read a chunk into the client's one buffer, send it, repeat until the
-        OS is full (on_can_send brings us back). Nothing is allocated per chunk. A port with
-        sendfile (the desktop) lets the kernel copy the file instead."""
-        if not self.active or self.finished:
+    def pump(self, session, sock):
+        """Send the file until the OS is full (on_can_send brings us back): a chunk at a time
+        into the session's one buffer, nothing allocated per chunk; or, on a port with sendfile
+        (the desktop), the kernel copies the file. The loop keeps its state in locals and
+        re-arms the idle deadline once per call, not per chunk: it is the upload's hot path."""
+        if not self.up or sock is None or not self.active or self.finished:
             return
-        if client.use_sendfile and hasattr(client.eventer.port, "sendfile"):
-            while True:
-                # at offset `done`: the file position is not used, resume included
-                sent = sock.sendfile(self.file, self.done, 1 << 18)
-                if sent is None:
-                    return  # full: on_can_send brings us back (or on_error ends it)
-                if not sent:
-                    self.stop(client, None)  # end of file: closing the data connection ends it
-                    return
-                self.progress(client, sent)
-        buf = client.buf
+        kernel = session.use_sendfile and hasattr(session._conn.eventer.port, "sendfile")
+        buf, f = session.buf, self.file
+        pos, end, done = self.pos, self.end, self.done
         while True:
-            if self.pos >= self.end:
-                n = self.file.readinto(buf)
-                if not n:
-                    self.stop(client, None)  # end of file: closing the data connection ends it
-                    return
-                self.pos, self.end = 0, n
-            sent = sock.send(buf, self.pos, self.end - self.pos)
+            if kernel:
+                # at offset `done`: the file position is not used, resume included
+                sent = sock.sendfile(f, done, 1 << 18)
+                if sent is None:
+                    break  # full (or failed: on_error ends it)
+            elif pos < end:
+                sent = sock.send(buf, pos, end - pos)
+                if not sent:
+                    break
+                pos += sent
+            else:
+                pos, end = 0, f.readinto(buf)
+                if end:
+                    continue
+                sent = 0
             if not sent:
+                self.pos, self.end, self.done = pos, end, done
+                self.stop(session, None)  # end of file: closing the data connection ends it
                 return
-            self.pos += sent
-            self.progress(client, sent)
+            done += sent
+            if session.on_progress is not None:
+                self.done = done
+                session.on_progress(session._op, done, self.total)
+        if done != self.done or pos != self.pos:
+            session._timer.restart(session.data_idle_ms)
+        self.pos, self.end, self.done = pos, end, done
 
-    def receive(self, client, sock):
-        buf = client.buf
+    def receive(self, session, sock):
+        buf = session.buf
         n = sock.recv_into(buf)
         if n:
             try:
                 self.file.write(buf if n == len(buf) else memoryview(buf)[:n])
             except OSError as exc:
-                self.stop(client, "cannot write: %s" % errno_text(exc))
+                self.stop(session, "cannot write: %s" % errno_text(exc))
                 return
-            self.progress(client, n)
+            self.done += n
+            session._timer.restart(session.data_idle_ms)
+            if session.on_progress is not None:
+                session.on_progress(session._op, self.done, self.total)
 
-    def progress(self, client, n):
-        self.done += n
-        client._timer.restart(client.data_idle_ms)
-        if client.on_progress is not None:
-            client.on_progress(self.op, self.done, self.total)
-
-    def stop(self, client, error):
+    def stop(self, session, error):
         """The data half is over (an error, or None when it ended as it should): resume the
         operation with the final reply if it is in, else wait for it."""
         if self.error is None:
@@ -235,11 +229,10 @@ class Transfer:
         if self.finished:
             return
         self.finished = True
-        if client._dsock is not None:
-            client._dsock.disconnect()
-        reply, client._final = client._final, None
-        if reply is None:
-            client._timer.restart(client.reply_timeout_ms)
+        if session._dsock is not None:
+            session._dsock.disconnect()
+        if self.reply is None:
+            session._timer.restart(session.reply_timeout_ms)
         else:
-            client._timer.cancel()
-            client._step(reply)
+            session._timer.cancel()
+            session._step(self.reply)

@@ -6,26 +6,12 @@ Rules: no I/O and no state; each parser takes the text of one reply (`Reply.text
 `Reply.lines` for FEAT) or one listing line, and returns plain values. Text the server got wrong
 raises RemoteProtocolError carrying the reply code it came from; arguments the caller got wrong
 raise LocalProtocolError. Runs unchanged on CPython and MicroPython: no `re`, no latin-1 codec,
-no str.format_map.
+no str.format_map. Text is scanned as bytes or sliced, never indexed or iterated per character:
+on MicroPython each such character becomes a new interned string, and interned strings cost heap
+that is never freed.
 """
 
 from ulnet.errors import RemoteProtocolError
-
-try:
-    from micropython import const
-except ImportError:  # CPython
-    def const(value):
-        return value
-
-# U+FFFD stands in for every non-ASCII byte of a line that is not valid UTF-8 (RFC 2640 makes
-# UTF-8 the FTP text encoding). MicroPython has neither latin-1 nor errors="replace", so the
-# fallback is spelled out and both runtimes give the same text for the same bytes.
-_REPLACEMENT = "\ufffd"
-
-# How much of a bad reply an error message quotes: enough to recognise it, never a whole line.
-_QUOTE = const(60)
-
-_DIGITS = "0123456789"  # a str global: one name, used by the scanners below
 
 
 def decode_text(data):
@@ -33,19 +19,20 @@ def decode_text(data):
     try:
         return str(data, "utf-8")
     except UnicodeError:
-        return "".join([chr(c) if c < 128 else _REPLACEMENT for c in data])
+        # RFC 2640 makes UTF-8 the FTP text encoding; MicroPython has neither latin-1 nor
+        # errors="replace", so the fallback is spelled out: both runtimes give the same text
+        return "".join([chr(c) if c < 128 else "\ufffd" for c in data])
 
 
 def is_digits(text):
-    """True for a non-empty run of ASCII digits (str.isdigit also takes "\u00b2", int() not)."""
-    for c in text:
-        if c not in _DIGITS:
-            return False
-    return text != ""
+    """True for a non-empty run of ASCII digits (str.isdigit also takes "\u00b2", int() not;
+    bytes.isdigit is ASCII-only on both runtimes)."""
+    return text.encode().isdigit()
 
 
 def bad_reply(text, code):
-    return RemoteProtocolError("bad %s reply %r" % (code or "MLSD", text[:_QUOTE]), code)
+    # the message quotes enough of a bad reply to recognise it, never a whole line
+    return RemoteProtocolError("bad %s reply %r" % (code or "MLSD", text[:60]), code)
 
 
 def parse_pasv(text):
@@ -54,21 +41,22 @@ def parse_pasv(text):
     RFC 1123 4.1.2.6: the format is not standardised, so scan for the first run of six
     comma-separated numbers, with or without parentheses. A number over 255 or port 0 raises.
     """
-    n = len(text)
+    data = text.encode()
+    n = len(data)
     i = 0
     while i < n:
-        if text[i] not in _DIGITS:
+        if not 48 <= data[i] <= 57:  # a digit starts a run
             i += 1
             continue
         j = i
-        while j < n and (text[j] in _DIGITS or text[j] in ", "):
+        while j < n and (48 <= data[j] <= 57 or data[j] in b", "):
             j += 1
-        parts = text[i:j].split(",")
+        parts = data[i:j].split(b",")
         if len(parts) >= 6 and parts[5].strip():
             nums = []
             for p in parts[:6]:
                 p = p.strip()
-                if not is_digits(p) or len(p) > 3 or int(p) > 255:
+                if not p.isdigit() or len(p) > 3 or int(p) > 255:
                     raise bad_reply(text, 227)
                 nums.append(int(p))
             port = nums[4] * 256 + nums[5]
@@ -86,7 +74,7 @@ def parse_epsv(text):
     end = text.find(d, i + 4) if d else -1
     digits = text[i + 4:end] if i >= 0 and end > 0 and text[i + 2:i + 4] == d + d else ""
     # the delimiter is any printable ASCII but a digit; the fields before the port are empty
-    if d in _DIGITS or not "!" <= d <= "~" or not is_digits(digits) or len(digits) > 5:
+    if d.isdigit() or not "!" <= d <= "~" or not is_digits(digits) or len(digits) > 5:
         raise bad_reply(text, 229)
     if not 0 < int(digits) < 65536:
         raise bad_reply(text, 229)

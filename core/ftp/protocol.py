@@ -26,9 +26,8 @@ from ulnet.ftp.parse import decode_text
 
 try:
     from micropython import const
-except ImportError:  # CPython
-    def const(value):
-        return value
+except ImportError:  # CPython; int, not a function: on a board each function costs heap
+    const = int
 
 # Longest reply line accepted, in bytes before the LF. Honest lines are short: the longest carry
 # one path (257 of PWD/MKD, 550 naming a file), and 2048 holds a 2000-byte path with its quotes.
@@ -71,15 +70,6 @@ TRANSITIONS = (
     "------"  # ERROR
 )
 
-# The commands this machine sends (RFC 959, 2389, 2428, 3659, 2640 OPTS), 5 characters each:
-# the verb padded to 4, then its argument rule: 0 none, 1 required, 2 optional, 3 secret (a
-# possibly empty argument that never appears in any text: PASS, ACCT). One string, because on a
-# board a 29-entry dict costs about 700 bytes of heap.
-_COMMANDS = (
-    "USER1PASS3ACCT3TYPE1PASV0EPSV2PORT1EPRT1STOR1RETR1APPE1REST1SIZE1MDTM1LIST2NLST2MLSD2"
-    "CWD 1PWD 0MKD 1RMD 1DELE1RNFR1RNTO1FEAT0SYST0NOOP0QUIT0OPTS1"
-)
-
 # next_event() has nothing to return until more bytes arrive (compare with `is`; a str, so
 # the sentinel costs no class on a board)
 NEED_DATA = "NEED_DATA"
@@ -109,9 +99,10 @@ class ConnectionClosed:
         self.pending = pending
 
 
-def _arg_bytes(verb, rule, arg):
+def _arg_bytes(verb, kind, arg):
     """The encoded argument of verb with its leading space (b"" for none), or
-    LocalProtocolError. Messages never quote the argument: it may be a password."""
+    LocalProtocolError; kind is the command's argument rule (see send). Messages never quote
+    the argument: it may be a password."""
     if verb == "REST" and isinstance(arg, int) and not isinstance(arg, bool) and arg >= 0:
         arg = str(arg)
     if isinstance(arg, str):
@@ -121,10 +112,10 @@ def _arg_bytes(verb, rule, arg):
     elif not isinstance(arg, (bytes, bytearray)):
         raise LocalProtocolError("bad argument for " + verb)
     if not arg:
-        if rule == 49:  # "1"
+        if kind == 49:  # "1"
             raise LocalProtocolError(verb + " needs an argument")
-        return b" " if rule == 51 else b""  # "3": "PASS " for an empty password, as ftplib
-    if rule == 48:  # "0"
+        return b" " if kind == 51 else b""  # "3": "PASS " for an empty password, as ftplib
+    if kind == 48:  # "0"
         raise LocalProtocolError(verb + " takes no argument")
     # a CR or LF would end the command early and start another: command injection (RFC 959 4.1)
     if b"\r" in arg or b"\n" in arg or b"\0" in arg:
@@ -172,17 +163,25 @@ class FTPProtocol:
         SIZE before TYPE I (servers refuse SIZE in ASCII mode) or a server that is closing.
         """
         self._check()
+        # The commands this machine sends (RFC 959, 2389, 2428, 3659, 2640 OPTS), 5 characters
+        # each: the verb padded to 4, then its argument rule: 0 none, 1 required, 2 optional,
+        # 3 secret (a possibly empty argument that never appears in any text: PASS, ACCT). One
+        # string, because on a board a 29-entry dict costs about 700 bytes of heap.
+        commands = (
+            "USER1PASS3ACCT3TYPE1PASV0EPSV2PORT1EPRT1STOR1RETR1APPE1REST1SIZE1MDTM1LIST2NLST2"
+            "MLSD2CWD 1PWD 0MKD 1RMD 1DELE1RNFR1RNTO1FEAT0SYST0NOOP0QUIT0OPTS1"
+        )
         try:
             at = -1
             if isinstance(verb, str) and 2 < len(verb) < 5:
-                at = _COMMANDS.find((verb.upper() + " ")[:4])
+                at = commands.find((verb.upper() + " ")[:4])
             if at < 0 or at % 5:
                 raise LocalProtocolError("unknown FTP command %r" % (verb,))
             verb = verb.upper()
-            data = _arg_bytes(verb, ord(_COMMANDS[at + 4]), arg)
+            data = _arg_bytes(verb, ord(commands[at + 4:at + 5]), arg)  # a slice: see _step
             if verb == "SIZE" and self.transfer_type != "I":
                 raise LocalProtocolError("send TYPE I before SIZE")
-            self._fire(_SEND)
+            self._step(_SEND)
         except ProtocolError as exc:
             self._fail(exc)
             raise
@@ -221,27 +220,41 @@ class FTPProtocol:
         self._check()
         try:
             while self.state != CLOSED:
-                end = self._next_line()
+                # the next complete line at _start stays in the buffer and is read in place;
+                # only bytes not searched before are searched (_scan moves past its LF)
+                buf = self._buf
+                end = buf.find(b"\n", self._scan)
                 if end >= 0:
-                    event = self._take_line(self._start, end)
-                    self._start = self._scan  # consumed only now: the line was read in place
-                    if event is not None:
-                        return event
-                elif not self._eof:
-                    return NEED_DATA
-                elif self._lines is not None:
-                    raise RemoteProtocolError("stream ended inside a %d reply" % self._code,
-                                              self._code)
+                    self._scan = end + 1
                 else:
-                    self._fire(_EOF)
+                    self._scan = end = len(buf)
+                    if not self._eof:
+                        return NEED_DATA
+                    if self._start == end:  # the stream ended between lines
+                        if self._lines is not None:
+                            raise RemoteProtocolError("stream ended inside a %d reply" % self._code,
+                                                      self._code)
+                        self._step(_EOF)
+                        continue
+                    # at end of stream a last unfinished line counts as complete
+                if end - self._start > self.max_line:
+                    raise RemoteProtocolError("reply line longer than %d bytes" % self.max_line)
+                if end > self._start and buf[end - 1] == 13:  # CR LF, or a bare LF, ends a line
+                    end -= 1
+                event = self._read(end)
+                self._start = self._scan  # consumed only now: the line was read in place
+                if event is not None:
+                    return event
         except ProtocolError as exc:
             self._fail(exc)
             raise
         return ConnectionClosed(tuple(self.pending))
 
-    def _fire(self, event):
-        """The one transition lookup; an event the table does not allow raises."""
-        new = TRANSITIONS[self.state * 6 + event]
+    def _step(self, event):
+        """One step of the machine: the one transition lookup; an event the table does not
+        allow raises."""
+        at = self.state * 6 + event
+        new = TRANSITIONS[at:at + 1]  # a slice: indexing would intern a string on MicroPython
         if new == "-":
             if event == _SEND:
                 raise LocalProtocolError("cannot send in state " + STATE_NAMES[self.state])
@@ -259,45 +272,22 @@ class FTPProtocol:
         self._buf = bytearray()  # release what a hostile peer made us hold
         self._lines = None
 
-    def _next_line(self):
-        """End offset (before CR LF) of the next complete line at _start, or -1; the line stays
-        in the buffer and _scan moves past its LF. At end of stream a last unfinished line
-        counts as complete."""
-        buf = self._buf
-        nl = buf.find(b"\n", self._scan)  # search only bytes not searched before
-        if nl < 0:
-            self._scan = end = len(buf)
-            if not self._eof or self._start == end:
-                return -1
-        else:
-            end = nl
-            self._scan = nl + 1
-        if end - self._start > self.max_line:
-            raise RemoteProtocolError("reply line longer than %d bytes" % self.max_line)
-        if end > self._start and buf[end - 1] == 13:  # CR LF, or a bare LF, ends a line
-            end -= 1
-        return end
-
-    def _code_at(self, a, end):
-        """The reply code at buf[a:end], or -1 when the line does not start with one."""
-        buf = self._buf
-        if end - a < 3:
-            return -1
-        d0, d1, d2 = buf[a] - 48, buf[a + 1] - 48, buf[a + 2] - 48
-        if not (1 <= d0 <= 5 and 0 <= d1 <= 9 and 0 <= d2 <= 9):
-            return -1
-        return d0 * 100 + d1 * 10 + d2
-
-    def _take_line(self, a, end):
-        """Feed one line buf[a:end]; returns a Reply when it completes one, else None.
+    def _read(self, end):
+        """Read the line buf[_start:end]; returns a Reply when it completes one, else None.
 
         RFC 959 4.2: a reply is "ddd text", or "ddd-text" ... "ddd text" where the lines in
         between may start with anything, digits included; "ddd" alone counts as "ddd ".
         """
         buf = self._buf
+        a = self._start
+        code = -1  # the reply code the line starts with, if it starts with one
+        if end - a >= 3:
+            d0, d1, d2 = buf[a] - 48, buf[a + 1] - 48, buf[a + 2] - 48
+            if 1 <= d0 <= 5 and 0 <= d1 <= 9 and 0 <= d2 <= 9:
+                code = d0 * 100 + d1 * 10 + d2
         sep = buf[a + 3] if end - a > 3 else 32
-        if self._lines is None:
-            code = self._code_at(a, end)
+        lines = self._lines
+        if lines is None:
             if code < 0 or (sep != 32 and sep != 45):
                 raise RemoteProtocolError("malformed reply line %r" % bytes(buf[a:a + 16]))
             text = decode_text(buf[a + 4:end])
@@ -306,13 +296,13 @@ class FTPProtocol:
             self._code, self._lines, self._size = code, [text], end - a
             return None
         self._size += end - a + 1
-        if self._size > self.max_reply or len(self._lines) >= self.max_reply_lines:
+        if self._size > self.max_reply or len(lines) >= self.max_reply_lines:
             raise RemoteProtocolError("multi-line %d reply too large" % self._code, self._code)
-        if sep == 32 and self._code_at(a, end) == self._code:
-            self._lines.append(decode_text(buf[a + 4:end]))
-            lines, self._lines = self._lines, None
-            return self._reply(self._code, lines)
-        self._lines.append(decode_text(buf[a:end]))
+        if sep == 32 and code == self._code:
+            lines.append(decode_text(buf[a + 4:end]))
+            self._lines = None
+            return self._reply(code, lines)
+        lines.append(decode_text(buf[a:end]))
         return None
 
     def _reply(self, code, lines):
@@ -321,17 +311,17 @@ class FTPProtocol:
         if not pending:
             if code != 421:
                 raise RemoteProtocolError("unsolicited %d reply" % code, code)
-            self._fire(_BYE)  # RFC 959 5.4: 421 may come at any time, the server then closes
+            self._step(_BYE)  # RFC 959 5.4: 421 may come at any time, the server then closes
             return Reply(code, lines, None, True)
         verb = pending[0]
         if code < 200:
-            self._fire(_PRELIM)
+            self._step(_PRELIM)
             return Reply(code, lines, verb, False)
         pending.pop(0)
         if verb == "TYPE" and code >= 400:
             self.transfer_type = None  # refused: the server's type is no longer known
         if code == 421 or (verb == "QUIT" and code < 300) or (verb == "" and code >= 300):
-            self._fire(_BYE)
+            self._step(_BYE)
         else:
-            self._fire(_NEXT if pending else _DONE)
+            self._step(_NEXT if pending else _DONE)
         return Reply(code, lines, verb, True)

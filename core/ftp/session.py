@@ -18,19 +18,16 @@ Rules:
 - Uploads read the file into one preallocated buffer: nothing is allocated per chunk.
 - The password lives only inside the connect operation's generator: never in `op.args`, a
   repr, a log line or an error text.
-- Heap is scarce on a board: few methods here; downloads, listings and active mode live in
-  extra.py, which loads on first use, and their entry points in client.py.
+- Heap is scarce on a board: one TCP object holds the control and the data connections (as
+  lNet's TLTcp holds many sockets) and its callbacks tell them apart by socket, few methods;
+  downloads, listings and active mode live in extra.py, which loads on first use, and their
+  entry points in client.py.
 """
 
 from ulnet.ftp.ops import FTPError, Op, login, simple, upload  # noqa: F401 (FTPError re-exported)
 from ulnet.ftp.parse import parse_size
 from ulnet.ftp.protocol import NEED_DATA
 from ulnet.tcp import TCP
-
-
-def _size(reply):
-    return parse_size(reply.text)
-
 
 
 class FTPSession:
@@ -41,34 +38,32 @@ class FTPSession:
     keepalive_ms = 60000
     passive = True
     trust_pasv_address = False
-    listing_limit = 1 << 20  # bytes a listing may take in memory (a board sets it lower)
     use_sendfile = True  # uploads through the port's sendfile where it has one (the desktop)
 
-    def __init__(self, eventer):
-        self.eventer = eventer
+    def __init__(self, eventer, buf=None):
+        """buf: the chunk buffer (default: a new bytearray of the port's RECV_SIZE). A board
+        allocates it first thing, while its heap is still in one piece, and passes it in."""
+        # every attribute is set here, at once: the dict grows now, not in an error path
         self.on_success = self.on_failure = self.on_progress = None
-        self._queue = []
-        self._op = self._proto = self._dsock = self._xfer = self._final = None
-        # _starting: inside _start_next; _keepalive: a NOOP of ours is in flight
-        self._starting = self._keepalive = self._logged_in = False
+        self.connected = False  # logged in (read-only)
+        self._pending = []  # queued operations
+        # _ctl: the control connection's Socket; _dsock: the data connection's
+        self._op = self._proto = self._ctl = self._dsock = self._xfer = None
+        # _scanning: inside _run's loop; _keepalive: a NOOP of ours is in flight
+        self._scanning = self._keepalive = False
         self._epsv = True
-        self._lost = None  # (code, text) that ended the last session, for operations after it
-        self._ctl = ctl = TCP(eventer)
-        ctl.on_receive = self._ctl_receive
-        ctl.on_disconnect = ctl.on_error = self._ctl_lost
-        self._dt = dt = TCP(eventer)
-        dt.on_connect = self._data_up
-        dt.on_can_send = self._data_can_send
-        dt.on_receive = self._data_in
-        dt.on_disconnect = dt.on_error = self._data_end
+        self._error = None  # (code, text) that ended the last session, for operations after it
+        self._conn = conn = TCP(eventer)
+        conn.on_can_send = self._ready
+        conn.on_receive = self._read
+        conn.on_disconnect = conn.on_error = self._lost
         self._timer = eventer.call_later(0, self._deadline)
         self._timer.cancel()
-        # one chunk buffer for the client's life: uploads read into it, downloads receive into it
-        self.buf = bytearray(eventer.port.RECV_SIZE)
+        # one chunk buffer for the session's life: uploads read into it, downloads receive into it
+        self.buf = bytearray(eventer.port.RECV_SIZE) if buf is None else buf
 
     def __repr__(self):
-        peer = self._ctl.sockets[0] if self._ctl.sockets else "not connected"
-        return "<%s %s>" % (type(self).__name__, peer)
+        return "<%s control %s>" % (type(self).__name__, self._ctl or "not connected")
 
     # -- operations ------------------------------------------------------------------------
 
@@ -83,7 +78,7 @@ class FTPSession:
         return self._add(op, upload(self, op, *op.args))
 
     def size(self, name):
-        return self._simple("size", "SIZE", name, None, _size)
+        return self._simple("size", "SIZE", name, None, parse_size)
 
     def delete(self, name):
         return self._simple("delete", "DELE", name)
@@ -95,17 +90,14 @@ class FTPSession:
         return self._simple("quit", "QUIT")
 
     @property
-    def connected(self):
-        return self._logged_in
-
-    @property
     def idle(self):
         """True when no operation is running or queued."""
-        return self._op is None and not self._queue
+        return self._op is None and not self._pending
 
-    def _simple(self, name, verb, arg=None, arg2=None, parse=None):
-        op = Op(name, tuple(a for a in (arg, arg2) if a is not None))
-        return self._add(op, simple(self, op, verb, arg, arg2, parse))
+    def _simple(self, name, verb, arg=None, new=None, parse=None):
+        """One command (RNFR: then RNTO new); op.result is parse(reply text), or the text."""
+        op = Op(name, () if arg is None else (arg,) if new is None else (arg, new))
+        return self._add(op, simple(self, op, verb, arg, new, parse))
 
     # -- the queue ---------------------------------------------------------------------------
 
@@ -115,30 +107,30 @@ class FTPSession:
             # a CR or LF in a name would smuggle a second command onto the control connection
             if isinstance(arg, str) and ("\r" in arg or "\n" in arg or "\0" in arg):
                 program.close()
-                self._report(op, None, "CR, LF or NUL in an argument")
+                self._settle(op, None, "CR, LF or NUL in an argument")
                 return op
-        self._queue.append(op)
+        self._pending.append(op)
         self._run()
         return op
 
     def _run(self):
         """Start queued operations while none is running (not re-entered: an operation that
         finishes at once returns here and the loop takes the next)."""
-        if self._starting:
+        if self._scanning:
             return
-        self._starting = True
+        self._scanning = True
         try:
-            while self._op is None and self._queue:
-                op = self._queue.pop(0)
-                if op.name != "connect" and not self._logged_in:
+            while self._op is None and self._pending:
+                op = self._pending.pop(0)
+                if op.name != "connect" and not self.connected:
                     op.program.close()
-                    code, text = self._lost or (None, "not connected")
-                    self._report(op, code, text)
+                    code, text = self._error or (None, "not connected")
+                    self._settle(op, code, text)
                 else:
                     self._op = op
                     self._step(None)
         finally:
-            self._starting = False
+            self._scanning = False
 
     def _step(self, reply, error=None):
         """Resume the running operation with a reply (None to start it), or throw a local
@@ -150,24 +142,24 @@ class FTPSession:
             else:
                 verb, arg = op.program.throw(FTPError(None, error, op.name))
         except StopIteration:
-            return self._report(op, None, None)
+            return self._settle(op, None, None)
         except Exception as exc:  # FTPError, a reply the parsers refuse, an OSError
-            return self._report(op, getattr(exc, "code", None), getattr(exc, "text", None) or str(exc))
+            return self._settle(op, getattr(exc, "code", None), getattr(exc, "text", None) or str(exc))
         if verb is None:
             # the data connect has its own deadline; its failure fails only this operation
-            self._dsock = self._dt.connect(arg[0], arg[1], self.connect_timeout_ms)
+            self._dsock = self._conn.connect(arg[0], arg[1], self.connect_timeout_ms)
         elif verb == "":
             self._timer.restart(self.connect_timeout_ms + self.reply_timeout_ms)  # the greeting
         else:
             self._command(verb, arg)
 
-    def _report(self, op, code, text):
-        """Finish op (success when text is None) and start the next one."""
+    def _settle(self, op, code, text):
+        """Finish op and report it, once (success when text is None); start the next one."""
         if op is self._op:
-            self._op = self._xfer = self._final = None
-            for sock in self._dt.sockets[:] + self._dt.listeners[:]:
-                sock.disconnect()
-            self._dsock = None
+            self._op = self._xfer = self._dsock = None
+            for sock in self._conn.sockets + self._conn.listeners:
+                if sock is not self._ctl:
+                    sock.disconnect()  # data connections and active-mode listeners
         op.done = True
         op.program = None  # the finished generator's frame holds files and buffers
         if text is None:
@@ -177,42 +169,55 @@ class FTPSession:
             op.error = FTPError(code, text, op.name)
             if self.on_failure is not None:
                 self.on_failure(op, code, text)
-        if self._logged_in:
+        if self.connected:
             self._timer.restart(self.keepalive_ms)
         self._run()
 
-    def _fatal(self, text, code=None):
+    def close(self, why="closed by the user"):
+        """Abort: close the control connection now and fail the running and every queued
+        operation (each once, with `why`). The session can connect again afterwards."""
+        self._fail(why)
+
+    def _fail(self, text, code=None):
         """The control connection is gone: fail the running and every queued operation."""
-        self._hangup()
-        self._lost = (code, text)
-        ops = ([self._op] if self._op else []) + self._queue
-        self._queue = []
+        self._close()
+        self._error = (code, text)
+        ops = ([self._op] if self._op else []) + self._pending
+        self._pending = []
         for op in ops:
             op.program.close()
-            self._report(op, code, text)
+            self._settle(op, code, text)
 
     # -- control connection -------------------------------------------------------------------
 
-    def _hangup(self):
+    def _close(self):
         """Close the control connection quietly (after QUIT, a failed login, a fatal error)."""
-        self._logged_in = self._keepalive = False
+        self.connected = self._keepalive = False
         self._proto = None
         self._timer.cancel()
-        for sock in self._ctl.sockets[:]:
-            sock.disconnect()
+        if self._ctl is not None:
+            self._ctl.disconnect()
+            self._ctl = None
 
     def _command(self, verb, arg):
         data = self._proto.send(verb, arg)
         self._timer.restart(self.reply_timeout_ms)
         # a command is far smaller than any socket buffer
-        if self._ctl.sockets[0].send(data) != len(data):
-            self._fatal("control connection cannot take a %d-byte command" % len(data))
+        if self._ctl.send(data) != len(data):
+            self._fail("control connection cannot take a %d-byte command" % len(data))
 
-    def _ctl_receive(self, sock):
+    def _read(self, sock):
+        """on_receive: a reply (or part of one) on the control connection, or data."""
         proto = self._proto
+        if sock is not self._ctl or proto is None:
+            if sock is self._dsock and self._xfer is not None:
+                self._xfer.receive(self, sock)
+            else:
+                sock.get()  # nobody wants it: read and drop, so the loop does not spin
+            return
         data = sock.get()
         # b"" is "nothing now" (a spurious hint); the end of stream comes as on_disconnect
-        if proto is None or not data:
+        if not data:
             return
         try:
             proto.receive_data(data)
@@ -221,64 +226,60 @@ class FTPSession:
                 if reply is NEED_DATA:
                     return
                 if not hasattr(reply, "code"):  # ConnectionClosed
-                    return self._fatal("server closed the control connection")
+                    return self._fail("server closed the control connection")
                 self._reply(reply)
         except Exception as exc:  # a hostile or broken server: RemoteProtocolError and kin
-            self._fatal(str(exc))
-
-    def _ctl_lost(self, sock, error=None):
-        if self._proto is not None or self._op is not None:
-            self._fatal(str(error) if error else "server closed the control connection")
+            self._fail(str(exc))
 
     def _reply(self, reply):
         xfer = self._xfer
-        if not reply.final:
-            if xfer is not None and reply.code < 200:
-                # the 150: data flows from now on, under its idle deadline (the pump re-arms it)
-                self._timer.restart(self.data_idle_ms)
-                xfer.started(self)
-            else:
-                self._timer.restart(self.reply_timeout_ms)
-        elif reply.code == 421:
-            self._fatal(reply.text, 421)  # RFC 959: the server is closing the control connection
+        if reply.code == 421:
+            self._fail(reply.text, 421)  # RFC 959: the server is closing the control connection
         elif reply.command == "NOOP" and self._keepalive:
             self._keepalive = False
             if self._op is None:
                 self._timer.restart(self.keepalive_ms)
         elif xfer is not None and reply.code < 400 and not xfer.finished:
-            self._final = reply  # held until the data half is done too
+            # the 150, or a final reply that came before the data half is done (held until
+            # then): data flows from now on, under its idle deadline (the pump re-arms it)
+            if reply.final:
+                xfer.reply = reply
             self._timer.restart(self.data_idle_ms)
             if not xfer.active:
-                xfer.started(self)  # a server that skipped its 150
+                xfer.active = True  # also when a server skipped its 150
+                xfer.pump(self, self._dsock)  # an upload starts sending
+        elif not reply.final:
+            self._timer.restart(self.reply_timeout_ms)
         else:
             self._timer.cancel()
             self._step(reply)
 
     def _deadline(self):
-        if self._op is None and self._logged_in and not self._keepalive:
+        if self._op is None and self.connected and not self._keepalive:
             self._keepalive = True
             self._command("NOOP", None)  # keep-alive on an idle control link
         elif self._xfer is not None and self._xfer.active and not self._xfer.finished:
             self._xfer.stop(self, "data connection idle for %d ms" % self.data_idle_ms)
         elif self._op is not None or self._proto is not None:
-            self._fatal("no reply from the server within %d ms" % self.reply_timeout_ms)
+            self._fail("no reply from the server within %d ms" % self.reply_timeout_ms)
 
     # -- data connection ----------------------------------------------------------------------
 
-    def _data_up(self, sock):
-        self._step(None)
+    def _ready(self, sock):
+        """on_can_send: the data connection came up (the first on_can_send follows on_connect),
+        or it can take more of an upload. The control connection's is of no interest."""
+        if sock is self._dsock:
+            if self._xfer is None:
+                self._step(None)  # connected: the operation sends its transfer command
+            else:
+                self._xfer.pump(self, sock)
 
-    def _data_can_send(self, sock):
-        if self._xfer is not None:
-            self._xfer.pump(self, sock)
-
-    def _data_in(self, sock):
-        if self._xfer is not None:
-            self._xfer.receive(self, sock)
-        else:
-            sock.get()
-
-    def _data_end(self, sock, error=None):
+    def _lost(self, sock, error=None):
+        """on_disconnect and on_error: the control or the data connection ended or failed."""
+        if sock is self._ctl:
+            if self._proto is not None or self._op is not None:
+                self._fail(str(error) if error else "server closed the control connection")
+            return
         if sock is not self._dsock:
             return
         xfer = self._xfer
