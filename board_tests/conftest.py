@@ -247,3 +247,33 @@ def ftp_upload(pyftpd):
             assert block == upload_block(k), "block %d (offset %d) differs" % (k, k * 1024)
 
     return HostCheck((name, size), check)
+
+
+SPOOL_SCANS, SPOOL_BIG_KB, SPOOL_DEVICE = 200, 1024, "BOARD7"
+
+
+def scan_lines(i):
+    """The lines of scan i (a small CSV batch) the board writes into its spool; the host
+    recomputes them. board_tests/test_spool.py writes the same."""
+    return ["%013d,%d\n" % (4006381333931 + i * 1000 + j, j % 7 + 1) for j in range(5 + i % 20)]
+
+
+@pytest.fixture
+def spool_upload(pyftpd):
+    """(url, device id, scans, big file KB) for the spool job on the board; after the board test
+    the host checks that the server holds every scan exactly once, byte-identical, under its
+    final name, and nothing else (no partial .part file, no duplicate)."""
+    url = "ftp://%s:%s@127.0.0.1:%d/in" % (FTP_USER, FTP_PASSWORD, pyftpd.port)
+    os.mkdir(os.path.join(pyftpd.home, "in"))
+
+    def check():
+        folder = os.path.join(pyftpd.home, "in")
+        expected = {"%s-scan%04d.csv" % (SPOOL_DEVICE, i): "".join(scan_lines(i)).encode()
+                    for i in range(SPOOL_SCANS)}
+        expected["%s-big.bin" % SPOOL_DEVICE] = b"".join(upload_block(k) for k in range(SPOOL_BIG_KB))
+        assert sorted(os.listdir(folder)) == sorted(expected)
+        for name, data in expected.items():
+            with open(os.path.join(folder, name), "rb") as f:
+                assert f.read() == data, "%s differs on the server" % name
+
+    return HostCheck((url, SPOOL_DEVICE, SPOOL_SCANS, SPOOL_BIG_KB), check)
