@@ -69,7 +69,9 @@ def test_deploy_compiles_for_the_board_and_imports(board, flash):
     assert lines[-1] == "total %d files, %d B (%d written, 0 unchanged, 0 removed)" % (
         len(sizes), sum(sizes.values()), len(sizes))
     assert device_files(flash) == expected_targets()  # .mpy only: nothing else, no tools
-    mpy_version = int(mpremote(board.url, "exec", "import sys; print(sys.implementation._mpy & 255)").stdout)
+    got = mpremote(board.url, "exec", "import sys; print(sys.implementation._mpy & 255)")
+    assert got.returncode == 0 and got.stdout.strip().isdigit(), (got.stdout, got.stderr)
+    mpy_version = int(got.stdout)
     for target in expected_targets():
         header = (flash / target[1:]).read_bytes()[:2]
         assert header == b"M" + bytes([mpy_version])
