@@ -7,18 +7,19 @@ bytes, tuples of them): they are sent to the board as code.
 """
 
 import os
-import select
-import shutil
 import socketserver
-import subprocess
 import sys
-import tempfile
 import threading
 
 import pytest
 
 from ulnet.tools.hil_pytest import *  # noqa: F401,F403  (hooks, fixtures, HostCheck)
 from ulnet.tools.hil_pytest import HostCheck
+
+# the host's real servers, as the host tests run them (tests/servers/)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
+from servers.ftp import PyFTPD  # noqa: E402
+from servers.telnet import BusyboxTelnetd  # noqa: E402
 
 # a peer silent for this long is dropped, so a dead board never pins a server thread
 PEER_TIMEOUT_S = 30
@@ -159,69 +160,21 @@ def udp_echo_port():
 @pytest.fixture
 def telnetd_port():
     """Port of a busybox telnetd on 127.0.0.1 serving /bin/sh (no login)."""
-    import os
-    import sys
-
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-    from servers.telnet import BusyboxTelnetd
-
     with BusyboxTelnetd() as server:
         yield server.port
-
-
-# pyftpdlib in its own process (as tests/servers/ftp.py runs it): a user with a password and a
-# writable home; prints its port once it listens
-_PYFTPD = """
-import sys
-from pyftpdlib.authorizers import DummyAuthorizer
-from pyftpdlib.handlers import FTPHandler
-from pyftpdlib.servers import FTPServer
-authorizer = DummyAuthorizer()
-authorizer.add_user(sys.argv[2], sys.argv[3], sys.argv[1], perm="elradfmwMT")
-FTPHandler.authorizer = authorizer
-server = FTPServer(("127.0.0.1", 0), FTPHandler)
-print("PORT %d" % server.address[1], flush=True)
-server.serve_forever(timeout=0.5)
-"""
-FTP_USER, FTP_PASSWORD = "scanner", "s3cret"
-FTP_START_DEADLINE_S = 10
-
-
-class PyFTPD:
-    """pyftpdlib on 127.0.0.1 in a process of its own, home in a new temporary folder."""
-
-    def __init__(self):
-        self.home = tempfile.mkdtemp(prefix="ulnet-board-ftpd-")
-        self.proc = subprocess.Popen([sys.executable, "-c", _PYFTPD, self.home, FTP_USER, FTP_PASSWORD],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        ready, _, _ = select.select([self.proc.stdout], [], [], FTP_START_DEADLINE_S)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line.startswith("PORT "):
-            self.stop()
-            raise RuntimeError("pyftpdlib did not start within %d s" % FTP_START_DEADLINE_S)
-        self.port = int(line.split()[1])
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait(PEER_TIMEOUT_S)
-        self.proc.stdout.close()
-        shutil.rmtree(self.home, ignore_errors=True)
 
 
 @pytest.fixture
 def pyftpd():
     """A pyftpdlib server for one test (not a literal: board tests take ftp_server instead)."""
-    server = PyFTPD()
-    try:
+    with PyFTPD() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
 def ftp_server(pyftpd):
     """(host, port, user, password) of a pyftpdlib server on 127.0.0.1 with a writable home."""
-    return ("127.0.0.1", pyftpd.port, FTP_USER, FTP_PASSWORD)
+    return ("127.0.0.1", pyftpd.port, pyftpd.user, pyftpd.password)
 
 
 def upload_block(k):
@@ -263,7 +216,7 @@ def spool_upload(pyftpd):
     """(url, device id, scans, big file KB) for the spool job on the board; after the board test
     the host checks that the server holds every scan exactly once, byte-identical, under its
     final name, and nothing else (no partial .part file, no duplicate)."""
-    url = "ftp://%s:%s@127.0.0.1:%d/in" % (FTP_USER, FTP_PASSWORD, pyftpd.port)
+    url = pyftpd.url + "in"
     os.mkdir(os.path.join(pyftpd.home, "in"))
 
     def check():

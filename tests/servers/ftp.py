@@ -5,6 +5,7 @@ stops it. Ports are picked by the server (pyftpdlib) or probed free (vsftpd).
 """
 
 import os
+import select
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 USER = "scanner"
 PASSWORD = "s3cret"
+START_DEADLINE_S = 10
 
 
 def free_port():
@@ -58,10 +60,11 @@ class PyFTPD:
         cmd = [sys.executable, os.path.join(HERE, "pyftpd_main.py"), "--home", self.home,
                "--user", self.user, "--password", self.password, "--port", str(self.port)] + self._args
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
+        ready, _, _ = select.select([self.proc.stdout], [], [], START_DEADLINE_S)
+        line = self.proc.stdout.readline() if ready else ""
         if not line.startswith("PORT "):
             self.stop()
-            raise RuntimeError("pyftpdlib did not start")
+            raise RuntimeError("pyftpdlib did not start within %d s" % START_DEADLINE_S)
         self.port = int(line.split()[1])
         return self
 
