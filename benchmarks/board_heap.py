@@ -301,13 +301,14 @@ def completes(heap, mode, server):
         board.stop()
 
 
-def smallest_heap(mode, server, lo, hi):
-    """The smallest heap in KB that completes, by bisection (lo fails, hi completes)."""
-    if not completes(hi, mode, server):
+def smallest_heap(completes_at, lo, hi):
+    """The smallest heap in KB where completes_at(kb) is true, by bisection (lo fails, hi
+    completes); None when hi does not."""
+    if not completes_at(hi):
         return None
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if completes(mid, mode, server):
+        if completes_at(mid):
             hi = mid
         else:
             lo = mid
@@ -360,8 +361,8 @@ def main():
     per_event = events()
     with PyFTPD() as server:
         speeds, live, per_chunk = throughput(server, args.rounds)
-        smallest = {"romfs": smallest_heap("romfs", server, 16, 64), "lib": smallest_heap("lib", server, 24, 96),
-                    "raw": smallest_heap("raw", server, 4, 32)}
+        smallest = {mode: smallest_heap(lambda kb: completes(kb, mode, server), lo, hi)
+                    for mode, lo, hi in (("romfs", 16, 64), ("lib", 24, 96), ("raw", 4, 32))}
     print_table(sizes, modes, per_event, speeds, live, per_chunk, smallest, args.rounds)
 
 

@@ -31,7 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from board_heap import board_with_ulnet, code_for, output  # noqa: E402
+from board_heap import board_with_ulnet, code_for, output, smallest_heap  # noqa: E402
 from servers.ftp import PyFTPD  # noqa: E402  (board_heap put tests/ on sys.path)
 
 SCANS = 200
@@ -137,18 +137,6 @@ def completes(heap, server, files):
         board.stop()
 
 
-def smallest_heap(server, files, lo, hi):
-    if not completes(hi, server, files):
-        return None
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if completes(mid, server, files):
-            hi = mid
-        else:
-            lo = mid
-    return hi
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per client")
@@ -173,7 +161,7 @@ def main():
             garbage = job(board, server, files, gc_off=True)[2]
         finally:
             board.stop()
-        smallest = smallest_heap(server, files, 32, 64)
+        smallest = smallest_heap(lambda kb: completes(kb, server, files), 32, 64)
     imported, peak = runs[-1][:2]
     board_s, host_s = statistics.median(r[3] for r in runs), statistics.median(peers)
     total = sum(len(d) for d in files.values())
