@@ -15,7 +15,6 @@ import argparse
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+
+from servers.ftp import free_port  # noqa: E402
+
 BACKLOG = 2048
 
 SERVERS = {
@@ -121,14 +124,6 @@ def build_load(tmp):
     exe = os.path.join(tmp, "echo_load")
     subprocess.run([cc, "-O2", "-o", exe, os.path.join(HERE, "echo_load.c")], check=True)
     return exe
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def measure(name, load, conns, seconds, cpus):

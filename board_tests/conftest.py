@@ -6,6 +6,7 @@ A board test names what it needs from the host as its parameters, e.g.
 bytes, tuples of them): they are sent to the board as code.
 """
 
+import contextlib
 import os
 import socketserver
 import sys
@@ -18,7 +19,7 @@ from ulnet.tools.hil_pytest import HostCheck
 
 # the host's real servers, as the host tests run them (tests/servers/)
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
-from servers.ftp import PyFTPD  # noqa: E402
+from servers.ftp import PyFTPD, free_port  # noqa: E402
 from servers.telnet import BusyboxTelnetd  # noqa: E402
 
 # a peer silent for this long is dropped, so a dead board never pins a server thread
@@ -43,10 +44,16 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-@pytest.fixture
-def tcp_echo_port():
-    """Port of a TCP echo server on 127.0.0.1 (every connection gets its bytes back)."""
-    server = _Server(("127.0.0.1", 0), _Echo)
+class _UDPEcho(socketserver.BaseRequestHandler):
+    def handle(self):
+        data, sock = self.request
+        sock.sendto(data, self.client_address)
+
+
+@contextlib.contextmanager
+def _serving(handler, server_class=_Server):
+    """The port of a socketserver on 127.0.0.1 in a thread; stopped on the way out."""
+    server = server_class(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
     thread.start()
     try:
@@ -57,17 +64,11 @@ def tcp_echo_port():
         thread.join(PEER_TIMEOUT_S)
 
 
-def _serve(handler):
-    server = _Server(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    return server, thread
-
-
-def _stop(server, thread):
-    server.shutdown()
-    server.server_close()
-    thread.join(PEER_TIMEOUT_S)
+@pytest.fixture
+def tcp_echo_port():
+    """Port of a TCP echo server on 127.0.0.1 (every connection gets its bytes back)."""
+    with _serving(_Echo) as port:
+        yield port
 
 
 class _Sink(socketserver.BaseRequestHandler):
@@ -109,52 +110,28 @@ class _Burst(socketserver.BaseRequestHandler):
 @pytest.fixture
 def tcp_sink_port():
     """Port of a server that hashes what a client sends (after a 10-digit length)."""
-    server, thread = _serve(_Sink)
-    try:
-        yield server.server_address[1]
-    finally:
-        _stop(server, thread)
+    with _serving(_Sink) as port:
+        yield port
 
 
 @pytest.fixture
 def tcp_burst_port():
     """Port of a server that sends 20,000 bytes as soon as a client connects."""
-    server, thread = _serve(_Burst)
-    try:
-        yield server.server_address[1]
-    finally:
-        _stop(server, thread)
+    with _serving(_Burst) as port:
+        yield port
 
 
 @pytest.fixture
 def closed_port():
     """A port on 127.0.0.1 where nothing listens."""
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    return free_port()
 
 
 @pytest.fixture
 def udp_echo_port():
     """Port of a UDP echo server on 127.0.0.1 (empty datagrams are echoed too)."""
-    class Echo(socketserver.BaseRequestHandler):
-        def handle(self):
-            data, sock = self.request
-            sock.sendto(data, self.client_address)
-
-    server = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Echo)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(PEER_TIMEOUT_S)
+    with _serving(_UDPEcho, socketserver.ThreadingUDPServer) as port:
+        yield port
 
 
 @pytest.fixture
