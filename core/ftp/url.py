@@ -1,8 +1,10 @@
 """ftp:// URLs: `ftp://user:password@host:port/dir`, parsed without urllib (MicroPython has none).
 
-Rules: user and password may be %-encoded (an "@" or ":" in a password is %40 / %3A); an IPv6
-host is written in brackets; no user means anonymous. `redact(url)` is the only form of a URL
-that may be printed or logged: the password never appears anywhere else.
+Rules: user and password may be %-encoded (an "@", ":" or "/" in a password is %40 / %3A /
+%2F); an IPv6 host is written in brackets; no user means anonymous. An "@" after the host part
+is refused rather than guessed at: `ftp://user:pa/ss@host` is a password with an unescaped "/",
+never a login as anonymous to host "user". `redact(url)` is the only form of a URL that may be
+printed or logged: the password never appears anywhere else, even in a malformed URL.
 """
 
 
@@ -23,7 +25,10 @@ def _unquote(text):
         else:
             out.append(raw[i])
             i += 1
-    return out.decode()
+    try:
+        return out.decode()
+    except ValueError:  # UnicodeError: its message would quote the bytes
+        raise ValueError("bad %-escape in an ftp:// URL (not UTF-8)") from None
 
 
 def parse_url(url):
@@ -34,6 +39,9 @@ def parse_url(url):
     rest = url[6:]
     slash = rest.find("/")
     netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash + 1:])
+    if "@" in path and "@" not in netloc:
+        raise ValueError("'@' after the host in %s: write a '/' in the user or password as %%2F, "
+                         "an '@' in the path as %%40" % redact(url))
     user, password = "anonymous", ""
     at = netloc.rfind("@")
     if at >= 0:
@@ -58,11 +66,13 @@ def parse_url(url):
 
 
 def redact(url):
-    """The URL with its password replaced by ***."""
+    """The URL with its password replaced by ***. Everything up to the last "@" counts as the
+    credentials, so a password with an unescaped "/" is hidden too (an "@" in a path hides a
+    little of the path: the safe side)."""
     if not url.startswith("ftp://"):
         return url.split("@")[-1]
     rest = url[6:]
-    at = rest.rfind("@", 0, (rest + "/").find("/"))
+    at = rest.rfind("@")
     if at < 0:
         return url
     creds = rest[:at]

@@ -1,0 +1,48 @@
+"""ftp:// URLs: what parse_url takes apart, what it refuses, and that neither its errors nor
+redact() ever show the password, however the URL is malformed."""
+
+import pytest
+
+from ulnet.ftp.url import parse_url, redact
+
+
+@pytest.mark.parametrize("url, parts", [
+    ("ftp://scanner:s3cret@10.0.0.5:2121/in/scans", ("10.0.0.5", 2121, "scanner", "s3cret", "in/scans")),
+    ("ftp://10.0.0.5", ("10.0.0.5", 21, "anonymous", "", "")),
+    ("ftp://u:p%40ss%3Aw%2Frd@host/", ("host", 21, "u", "p@ss:w/rd", "")),
+    ("ftp://u:p@ss@host/d", ("host", 21, "u", "p@ss", "d")),
+    ("ftp://u:pw@[::1]:21/x", ("::1", 21, "u", "pw", "x")),
+    ("ftp://host/dir%40x", ("host", 21, "anonymous", "", "dir@x")),
+])
+def test_parse(url, parts):
+    assert parse_url(url) == parts
+
+
+@pytest.mark.parametrize("url, why", [
+    ("ftp://scan:se/cret@host/dir", "'@' after the host"),  # would be host "scan", port "se"
+    ("ftp://scan:1234/secret@host/dir", "'@' after the host"),  # would be anonymous to scan:1234
+    ("ftp://scan:secret@host:21x/", "bad port"),
+    ("ftp://scan:secret@:21/", "no host"),
+    ("ftp://scan:%ZZsecret@host/", "bad %-escape"),
+    ("ftp://scan:%FFsecret@host/", "not UTF-8"),
+    ("http://scan:secret@host/", "not an ftp:// URL"),
+])
+def test_refused_with_a_reason_and_never_the_password(url, why):
+    with pytest.raises(ValueError) as err:
+        parse_url(url)
+    text = str(err.value) + repr(err.value)
+    assert why in text
+    assert "secret" not in text and "cret" not in text and "\\xff" not in text
+    assert err.value.__context__ is None or err.value.__suppress_context__
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("ftp://scanner:s3cret@host:2121/in", "ftp://scanner:***@host:2121/in"),
+    ("ftp://scanner:se/cret@host/in", "ftp://scanner:***@host/in"),
+    ("ftp://scanner:p@ss@host/in", "ftp://scanner:***@host/in"),
+    ("ftp://host/in", "ftp://host/in"),
+    ("ftp://scanner@host/in", "ftp://scanner@host/in"),
+    ("sftp://scanner:s3cret@host/in", "host/in"),
+])
+def test_redact(url, shown):
+    assert redact(url) == shown
