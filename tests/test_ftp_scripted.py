@@ -168,6 +168,37 @@ def test_keepalive_noop_while_idle_keeps_replies_matched():
     assert srv.verbs() == ["USER", "PASS", "NOOP", "PWD"]
 
 
+def test_operation_queued_by_a_report_gets_the_reply_deadline_not_the_keepalive():
+    # the job queues its next command from on_success: its wait must be reply_timeout_ms, not
+    # the idle keepalive that settling the previous operation arms
+    def script(c):
+        c.login()
+        c.expect("PWD", '257 "/scans"')
+        c.expect("TYPE")
+        time.sleep(0.6)  # three keepalive periods, well inside the reply deadline
+        c.reply("200 Type set to I")
+        c.expect("SIZE", "213 30")
+        c.wait_closed()
+
+    def test(s):
+        queued = []
+        report = s.client.on_success
+
+        def on_success(op):
+            report(op)
+            if op.name == "pwd":
+                queued.append(s.client.size("a.csv"))
+
+        s.client.on_success = on_success
+        pwd = s.client.pwd()
+        s.wait(s.login, pwd)
+        s.ev.run_until(lambda: queued and queued[0].done, 5000)
+        assert queued[0].error is None and queued[0].result == 30
+
+    srv = run(script, test, keepalive_ms=200, reply_timeout_ms=5000)
+    assert srv.verbs() == ["USER", "PASS", "PWD", "TYPE", "SIZE"]
+
+
 # -- hostile and broken servers ------------------------------------------------------------------
 
 
@@ -456,6 +487,7 @@ def test_rest_refused_during_resume_appends_with_appe(tmp_path):
         c.expect("APPE", "150 Ok to send data.")
         got["data"] = c.receive_all(data_sock)
         c.reply("226 Transfer complete.")
+        c.expect("SIZE", "213 20000")  # a resumed .part is checked before it takes the name
         c.expect("RNFR", "350 Ready for RNTO.")
         c.expect("RNTO", "250 Rename successful.")
         c.expect("PWD", '257 "/"')
@@ -472,7 +504,39 @@ def test_rest_refused_during_resume_appends_with_appe(tmp_path):
     assert got["data"] == data[5000:]
     assert srv.commands[2:] == [
         ("TYPE", "I"), ("SIZE", ".scan.csv.part"), ("REST", "5000"), ("EPSV", None),
-        ("APPE", ".scan.csv.part"), ("RNFR", ".scan.csv.part"), ("RNTO", "scan.csv"), ("PWD", None)]
+        ("APPE", ".scan.csv.part"), ("SIZE", ".scan.csv.part"), ("RNFR", ".scan.csv.part"),
+        ("RNTO", "scan.csv"), ("PWD", None)]
+
+
+def test_resumed_part_of_the_wrong_size_never_takes_the_final_name(tmp_path):
+    # the server took REST 5000 but its file does not add up: no rename, the .part is deleted
+    # so the next attempt starts over, and the operation fails saying so
+    data = os.urandom(20000)
+
+    def script(c):
+        c.login()
+        c.expect("TYPE", "200 Type set to I")
+        c.expect("SIZE", "213 5000")
+        c.expect("REST", "350 Restarting at 5000.")
+        data_sock = c.accept(c.passive())
+        c.expect("STOR", "150 Ok to send data.")
+        c.receive_all(data_sock)
+        c.reply("226 Transfer complete.")
+        c.expect("SIZE", "213 35000")
+        c.expect("DELE", "250 Deleted.")
+        c.expect("PWD", '257 "/"')
+        c.wait_closed()
+
+    def test(s):
+        put = s.client.put(write(tmp_path, "scan.csv", data), "scan.csv")
+        pwd = s.client.pwd()
+        s.wait(s.login, put, pwd)
+        assert str(put.error) == ("put: resumed upload of scan.csv: the server holds 35000 bytes, "
+                                  "not 20000; its partial file is removed")
+        assert pwd.error is None and pwd.result == "/"  # the session goes on
+
+    srv = run(script, test)
+    assert "RNFR" not in srv.verbs() and srv.verbs()[-3:] == ["SIZE", "DELE", "PWD"]
 
 
 def test_retr_ending_in_250_succeeds(tmp_path):

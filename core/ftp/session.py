@@ -162,6 +162,9 @@ class FTPSession:
                     sock.disconnect()  # data connections and active-mode listeners
         op.done = True
         op.program = None  # the finished generator's frame holds files and buffers
+        if self.connected:
+            # idle from here; before the reports, as an operation they queue arms its own deadline
+            self._timer.restart(self.keepalive_ms)
         if text is None:
             if self.on_success is not None:
                 self.on_success(op)
@@ -169,8 +172,6 @@ class FTPSession:
             op.error = FTPError(code, text, op.name)
             if self.on_failure is not None:
                 self.on_failure(op, code, text)
-        if self.connected:
-            self._timer.restart(self.keepalive_ms)
         self._run()
 
     def close(self, why="closed by the user"):
