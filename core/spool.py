@@ -100,8 +100,8 @@ class Spool:
     """The upload job on an eventer: `start()`, then run the eventer until `done`.
 
     Counters: `sent` scans and their `bytes`, `bad` (set aside), `failures` (failed attempts),
-    `left` (scans still in the spool when done); `reason` is the last failure, `status` one
-    line saying what the job does or why it waits. Callbacks, set before start():
+    `left` (scans still in the spool when done; -1 when the folder could not be read); `reason`
+    is the last failure, `status` one line saying what the job does or why it waits. Callbacks, set before start():
     on_status(text) on each new status; on_progress(op, done, total) as bytes go out (the FTP
     session's own callback: op.args[0] is the scan's path).
     """
@@ -153,10 +153,15 @@ class Spool:
             c.close(why)  # its reports are ignored now
         elif c.connected:
             c.quit()
-        self.left = pending(self.folder)[0]
+        try:
+            self.left = pending(self.folder)[0]
+            left = "%d left" % self.left
+        except OSError as exc:
+            self.left = -1  # unknown, and not "nothing left"
+            left = "the spool folder is unreadable (%s)" % errno_text(exc)
         tail = "; last failure: " + self.reason if self.left and self.reason else ""
-        self._say("%s: %d sent (%d bytes), %d set aside, %d left%s"
-                  % (why, self.sent, self.bytes, self.bad, self.left, tail))
+        self._say("%s: %d sent (%d bytes), %d set aside, %s%s"
+                  % (why, self.sent, self.bytes, self.bad, left, tail))
 
     def summary(self):
         return {"sent": self.sent, "bytes": self.bytes, "bad": self.bad, "failures": self.failures,
@@ -190,15 +195,20 @@ class Spool:
 
     def _next(self):
         """Start on the next scan of this pass, or end the pass."""
-        if self._scans is None:
-            self._scans = _entries(self.folder)
-        for entry in self._scans:
-            name = entry[0]
-            size = self._check(name)
-            if size >= 0:
-                self._name, self._size, self._uploaded = name, size, False
-                self._note("%d %s" % (size, name))
-                return self._put()
+        try:  # the folder itself can fail (a card pulled, an I/O error): a failed pass, retried
+            if self._scans is None:
+                self._scans = _entries(self.folder)
+            for entry in self._scans:
+                name = entry[0]
+                size = self._check(name)  # catches its own errors: they concern one scan
+                if size >= 0:
+                    self._name, self._size, self._uploaded = name, size, False
+                    self._note("%d %s" % (size, name))
+                    return self._put()
+        except OSError as exc:
+            self.failures += 1
+            self.reason = "cannot read the spool folder: " + errno_text(exc)
+            return self._retry(self.reason)
         self._scans = None
         if self._moved:
             self._pass()  # scans may have arrived, or been missed while others moved out

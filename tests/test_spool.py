@@ -3,6 +3,7 @@ exactly once and byte-identical on the server, whatever fails, and at any kill -
 
 import json
 import os
+import shutil
 import random
 import signal
 import stat
@@ -266,6 +267,50 @@ def test_unusable_entries_are_set_aside_with_a_reason_and_not_retried(pyftpd, tm
     again = run_job(pyftpd.url, str(spool))
     assert (again.sent, again.bad, again.failures, again.left) == (0, 0, 0, 0)
     assert again.status.startswith("done")
+
+
+def test_spool_folder_gone_mid_batch_is_retried_and_nothing_is_lost(pyftpd, tmp_path):
+    # a memory card pulled while the job runs, then put back: failed passes, then every scan once
+    spool, away = tmp_path / "spool", tmp_path / "pulled"
+    scans = make_scans(str(spool), small_sizes(6))
+    events = []
+
+    def hook(job):
+        def status(text):
+            job.lines.append(text)
+            if text.startswith("uploading") and not events:
+                events.append("pulled")
+                os.rename(spool, away)
+            elif "cannot read the spool folder" in text and len(events) == 1:
+                events.append("back")
+                os.rename(away, spool)
+
+        job.on_status = status
+
+    job = run_job(pyftpd.url, str(spool), hook=hook)
+    assert events == ["pulled", "back"]
+    assert_delivered(pyftpd.home, scans)
+    assert (job.sent, job.left, job.bad) == (len(scans), 0, 0) and job.failures >= 1
+    assert any(line.startswith("retry in") and "cannot read the spool folder: " in line for line in job.lines)
+    assert sorted(os.listdir(spool)) == []
+
+
+def test_spool_folder_gone_for_good_ends_at_the_deadline_saying_so(pyftpd, tmp_path):
+    spool = tmp_path / "spool"
+    make_scans(str(spool), small_sizes(3))
+
+    def hook(job):
+        def status(text):
+            job.lines.append(text)
+            if text.startswith("uploading") and os.path.isdir(spool):
+                shutil.rmtree(spool)
+
+        job.on_status = status
+
+    job = run_job(pyftpd.url, str(spool), deadline_ms=1500, hook=hook)
+    assert job.done and job.left == -1  # unknown, never "nothing left"
+    assert job.status.startswith("deadline passed: ") and "the spool folder is unreadable" in job.status
+    assert "last failure: cannot" in job.status
 
 
 def place(home, name, data):

@@ -80,7 +80,10 @@ def human(n):
 
 def summary(job, seconds):
     """The table printed at the end."""
-    left_files, left_bytes = pending(job.folder)
+    try:
+        left_files, left_bytes = pending(job.folder)
+    except OSError:
+        left_files, left_bytes = "?", "?"  # the job's status line says why
     rows = [("", "files", "bytes"), ("uploaded", job.sent, job.bytes), ("set aside", job.bad, "-"),
             ("left", left_files, left_bytes), ("failed attempts", job.failures, ""),
             ("time", "%.2f s" % seconds, "")]
