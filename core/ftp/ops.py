@@ -112,6 +112,17 @@ def upload(session, op, local, remote, atomic, resume):
             xfer = yield from transfer(session, op, verb, target, f, offset, size, True)
             sent = xfer.done - offset
         if atomic:
+            if offset and sent:
+                # resumed: the server joined two pieces, and it takes the final name only if
+                # they add up (a server that took REST but wrote elsewhere would put a wrong
+                # file there, and a crash before the caller's check would leave it)
+                reply = yield ("SIZE", target)
+                check(op, reply)
+                got, reply = parse_size(reply.text), None
+                if got != size:
+                    yield ("DELE", target)  # so the next attempt starts over
+                    raise FTPError(None, "resumed upload of %s: the server holds %d bytes, not %d; "
+                                   "its partial file is removed" % (remote, got, size), op.name)
             check(op, (yield ("RNFR", target)), 3)
             check(op, (yield ("RNTO", remote)))
         op.result = sent
