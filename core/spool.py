@@ -23,6 +23,8 @@ Rules:
       only moved, not sent again;
     after the local move (atomic: one rename or remove), before the journal goes: the scan is
       gone, so its .part (none, or an orphan of a scan that vanished mid-upload) is deleted.
+    a journaled scan whose size changed since: its .part is deleted and it is sent from its
+      start, never resumed onto the old bytes (even where DELE is refused).
   Without a journal (lost, torn, flash full) every outcome is still right, only slower: a scan
   already on the server is sent again and replaces itself. So journal write errors are ignored.
 - Failures never drop a scan. The status line says why, and the job retries with capped
@@ -124,6 +126,7 @@ class Spool:
         # _scans: the walk of this pass; _name, _size: the scan in flight
         self.reason = self.on_status = self.on_progress = self.client = self._scans = self._name = None
         self._timer = self._end = None
+        self._restart = None  # a journaled scan that changed since: uploaded from its start
         self.status = "not started"
         # _uploaded: the put of the scan in flight succeeded; _moved: this pass delivered or set
         # a scan aside (so another pass follows); _failed: a scan of this pass failed
@@ -191,6 +194,7 @@ class Spool:
         if _size(self._dir + name) == size:
             c.size(remote)  # it may be on the server already: then it only moves
         else:  # gone (delivered, or vanished mid-upload) or changed: its .part is an orphan
+            self._restart = name  # changed: never resume onto the old bytes, even if DELE fails
             c.delete(temp_name(remote))
 
     def _next(self):
@@ -269,7 +273,8 @@ class Spool:
 
     def _put(self):
         self._say("uploading %s (%d bytes)" % (self._name, self._size))
-        self.client.put(self._dir + self._name, self._prefix + self._name, True, True)
+        name = self._name
+        self.client.put(self._dir + name, self._prefix + name, True, name != self._restart)
 
     def _done(self, op, code=None, text=None):
         """The session's on_success(op) and on_failure(op, code, text) alike."""

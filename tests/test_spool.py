@@ -362,6 +362,20 @@ def test_each_crash_point_left_on_disk_is_recovered(server_class, tmp_path):
     assert os.listdir(spool) == []
 
 
+def test_a_journaled_scan_that_changed_is_sent_whole_even_when_its_part_cannot_be_deleted(tmp_path):
+    # the journal names a scan whose size has changed since (a name reused after a crash), and
+    # its old .part is on an upload-only account (no DELE): resuming onto it would put old bytes
+    # under the final name with the right size, so the scan goes from its start
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [1000])
+    with PyFTPD(perm="elrafmwMT") as srv:  # no "d": DELE answers 550
+        place(srv.home, "." + DEVICE + "-scan000.csv.part", b"OLD" * 100)
+        (spool / JOURNAL).write_text("500 scan000.csv")
+        job = run_job(srv.url, str(spool))
+        assert (job.sent, job.left, job.failures) == (1, 0, 0)
+        assert server_files(srv.home) == {DEVICE + "-scan000.csv": scans["scan000.csv"]}
+
+
 def test_a_scan_refused_by_the_server_stays_and_the_others_go(tmp_path):
     # a folder in the way of one remote name: the server refuses that scan only (550 on RNTO)
     spool = str(tmp_path / "spool")

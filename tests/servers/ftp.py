@@ -44,12 +44,12 @@ class PyFTPD:
 
     name = "pyftpdlib"
 
-    def __init__(self, home=None, quota=0, drop_after=0, user=USER, password=PASSWORD):
+    def __init__(self, home=None, quota=0, drop_after=0, user=USER, password=PASSWORD, perm=None):
         self._tmp = None if home else tempfile.mkdtemp(prefix="ulnet-ftpd-")
         self.home = home or self._tmp
         self.user, self.password = user, password
         self.port = 0
-        self._args = ["--quota", str(quota), "--drop-after", str(drop_after)]
+        self._args = ["--quota", str(quota), "--drop-after", str(drop_after)] + (["--perm", perm] if perm else [])
         self.proc = None
 
     @property

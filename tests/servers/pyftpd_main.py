@@ -45,10 +45,11 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--quota", type=int, default=0)
     parser.add_argument("--drop-after", type=int, default=0)
+    parser.add_argument("--perm", default="elradfmwMT", help="pyftpdlib's permission letters for the user")
     args = parser.parse_args()
 
     authorizer = DummyAuthorizer()
-    authorizer.add_user(args.user, args.password, args.home, perm="elradfmwMT")
+    authorizer.add_user(args.user, args.password, args.home, perm=args.perm)
     authorizer.add_anonymous(args.home)
 
     class FS(AbstractedFS):
