@@ -180,8 +180,11 @@ def deploy(device, config=None, report=None, root=ROOT, romfs=False):
         return deploy_to(transport, config_data, report, root, romfs, device)
 
 
-def deploy_to(transport, config_data=None, report=None, root=ROOT, romfs=False, device=None):
-    """deploy() on an open transport in the raw REPL (the HIL runner deploys this way)."""
+def deploy_to(transport, config_data=None, report=None, root=ROOT, romfs=False, device=None, extra=None):
+    """deploy() on an open transport in the raw REPL (the HIL runner deploys this way).
+
+    extra, with romfs: {path: .mpy bytes} that go into the image beside ulnet (the HIL runner's
+    test file, /board_tests/NAME.mpy, which then runs from /rom outside the heap as ulnet does)."""
     results = {}
 
     def note(path, size, action):
@@ -192,7 +195,7 @@ def deploy_to(transport, config_data=None, report=None, root=ROOT, romfs=False, 
     with tempfile.TemporaryDirectory(prefix="ulnet-mpy-") as tmp:
         compiled = compile_all(sources(root), compiler_for(board_mpy_major(transport)), tmp,
                                "/rom" if romfs else "")
-        image = romfs_image(compiled, tmp) if romfs else None
+        image = romfs_image(dict(compiled, **(extra or {})), tmp) if romfs else None
     if image is None:
         sync(transport, compiled, note)
     else:

@@ -15,7 +15,9 @@ an emulated board) and `DEPLOY = "romfs"` (ulnet in the board's ROMFS, run in pl
 HILSession is the transport layer, on mpremote's raw REPL (tools/device.py):
 - per file: soft reset, harness sent as code, the test file brought in: on a board with a
   filesystem and .mpy support ulnet is deployed first and the file copied to
-  /board_tests/NAME.mpy and imported, on others (a micro:bit) its source is sent as code;
+  /board_tests/NAME.mpy and imported (a file on an emulated board of its own with
+  DEPLOY = "romfs" goes into the ROMFS image with ulnet instead, and is imported from
+  /rom/board_tests), on others (a micro:bit) its source is sent as code;
 - per test: `_ulnet_run(name, params)`, its result line read within the deadline; at the
   deadline Ctrl-C, and a board that does not come back is reset once (the reset button of an
   emulated board, a soft reset otherwise) and the test reported failed. A board that does not
@@ -96,11 +98,15 @@ class BoardTestFile:
 
 class HILSession:
     """One device's raw REPL for running board tests; open() it, run() tests, close() it.
-    With romfs=True, ulnet is deployed into the board's ROMFS (`ulnet deploy --romfs`)."""
+    With romfs=True, ulnet is deployed into the board's ROMFS (`ulnet deploy --romfs`), and so
+    are the BoardTestFiles in `test_files`: they run from /rom/board_tests in place, so their
+    bytecode is not in the heap either (about 1 KB for test_ftp.py's), and are never copied."""
 
-    def __init__(self, device, romfs=False):
+    def __init__(self, device, romfs=False, test_files=()):
         self.device = device
         self.romfs = romfs
+        self.test_files = test_files
+        self.in_rom = set()  # paths of the test files in the board's ROMFS image
         self.transport = None
         self.compiler = None  # set when the board takes .mpy files: deploy mode
         self.loaded = None  # path of the test file whose names are in the REPL's globals
@@ -113,7 +119,13 @@ class HILSession:
         except deploy.DeployError:
             self.compiler = None  # no .mpy version: an old firmware, tests go as source
         if self.compiler and deploy_ulnet:
-            deploy.deploy_to(self.transport, romfs=self.romfs, device=self.device)
+            extra = {}
+            if self.romfs:
+                for test_file in self.test_files:
+                    path = "%s/%s.mpy" % (DEVICE_TESTS, test_file.module)
+                    extra[path] = self._compile(test_file, "/rom" + path)
+            deploy.deploy_to(self.transport, romfs=self.romfs, device=self.device, extra=extra)
+            self.in_rom = {test_file.path for test_file in self.test_files} if extra else set()
         return self
 
     def close(self):
@@ -142,15 +154,12 @@ class HILSession:
         """Bring a test file in: copied first (the copy's helper code runs in the REPL), then a
         soft reset, so the file's tests start from a heap that holds only the harness and them."""
         self.loaded = None
-        if self.compiler is not None:
+        folder = DEVICE_TESTS
+        if test_file.path in self.in_rom:
+            folder = "/rom" + DEVICE_TESTS
+        elif self.compiler is not None:
             target = "%s/%s.mpy" % (DEVICE_TESTS, test_file.module)
-            with tempfile.TemporaryDirectory(prefix="ulnet-hil-") as tmp:
-                source = os.path.join(tmp, test_file.module + ".py")
-                with open(source, "w") as f:
-                    f.write(test_file.board_source())
-                # the device path as source name: one name with __file__, as deploy does
-                data = deploy.compile_file(self.compiler, source, target, tmp)
-            deploy.sync(self.transport, {target: data}, lambda *_: None)
+            deploy.sync(self.transport, {target: self._compile(test_file, target)}, lambda *_: None)
         with _quiet():
             self.transport.enter_raw_repl(soft_reset=True, timeout_overall=dev.ANSWER_DEADLINE_S)
         dev.run(self.transport, _code_of(test_file.harness))
@@ -158,8 +167,17 @@ class HILSession:
             dev.run(self.transport, _code_of(test_file.path, test_file.board_source()))
         else:
             dev.run(self.transport, "import sys\nsys.path.append(%r)\nfrom %s import *"
-                    % (DEVICE_TESTS, test_file.module))
+                    % (folder, test_file.module))
         self.loaded = test_file.path
+
+    def _compile(self, test_file, source_name):
+        """The .mpy bytes of a test file's board source; source_name is the device path it is
+        imported from: one name with __file__, as deploy does."""
+        with tempfile.TemporaryDirectory(prefix="ulnet-hil-") as tmp:
+            source = os.path.join(tmp, test_file.module + ".py")
+            with open(source, "w") as f:
+                f.write(test_file.board_source())
+            return deploy.compile_file(self.compiler, source, source_name, tmp)
 
     def _run_one(self, name, code, deadline_s):
         try:

@@ -128,7 +128,7 @@ def hil_file_board(request):
     the file's tests with ulnet deployed as the file says, stopped after them."""
     test_file = request.module.board_test_file
     board = Board(heap=test_file.heap or request.config.getoption("board_heap")).start()
-    session = hil.HILSession(board.url, romfs=test_file.deploy == "romfs")
+    session = hil.HILSession(board.url, romfs=test_file.deploy == "romfs", test_files=[test_file])
     try:
         yield session.open()
     finally:
