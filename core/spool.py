@@ -274,7 +274,11 @@ class Spool:
     def _put(self):
         self._say("uploading %s (%d bytes)" % (self._name, self._size))
         name = self._name
-        self.client.put(self._dir + name, self._prefix + name, True, name != self._restart)
+        resume = name != self._restart
+        if not resume:
+            # once: from here its .part holds this scan's own bytes, which a later attempt resumes
+            self._restart = None
+        self.client.put(self._dir + name, self._prefix + name, True, resume)
 
     def _done(self, op, code=None, text=None):
         """The session's on_success(op) and on_failure(op, code, text) alike."""

@@ -376,6 +376,22 @@ def test_a_journaled_scan_that_changed_is_sent_whole_even_when_its_part_cannot_b
         assert server_files(srv.home) == {DEVICE + "-scan000.csv": scans["scan000.csv"]}
 
 
+def test_a_changed_scan_sent_from_its_start_resumes_its_own_bytes_after_a_drop(tmp_path):
+    # the fresh upload of a changed journaled scan loses its data connection: the next attempt
+    # resumes what this upload put there (its own bytes), it does not start over again
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [300000])
+    with PyFTPD(perm="elrafmwMT", drop_after=100000) as srv:
+        place(srv.home, "." + DEVICE + "-scan000.csv.part", b"OLD" * 100)
+        (spool / JOURNAL).write_text("500 scan000.csv")
+        puts = []
+        job = run_job(srv.url, str(spool), on_progress=lambda op, done, total: puts.append(op))
+        assert (job.sent, job.left) == (1, 0) and job.failures == 1
+        assert server_files(srv.home) == {DEVICE + "-scan000.csv": scans["scan000.csv"]}
+        delivered = [op for op in puts if op.error is None]
+        assert delivered and 0 < delivered[-1].result < 300000  # the last put sent only the rest
+
+
 def test_a_scan_refused_by_the_server_stays_and_the_others_go(tmp_path):
     # a folder in the way of one remote name: the server refuses that scan only (550 on RNTO)
     spool = str(tmp_path / "spool")
