@@ -1,4 +1,4 @@
-"""FTP upload benchmark: one 100 MiB file to vsftpd on loopback, timed from connect to the 226.
+"""FTP upload benchmark: one 100 MiB file to pure-ftpd or vsftpd on loopback, connect to 226.
 
 Clients, measured in the same run with interleaved rounds (medians reported, with ratios):
 - ulnet: the blocking facade ulnet.FTP (the event-driven client inside), a plain put (one STOR,
@@ -9,14 +9,17 @@ Clients, measured in the same run with interleaved rounds (medians reported, wit
 - ftplib: storbinary with 8 KiB blocks;
 - limit: the limit for a Python client, ftplib's control channel plus the data sent by
   socket.sendfile.
-The server is vsftpd (C), started as tests/servers/ftp.py does, its home and the source file
-on /dev/shm so no disk is involved. Each upload is checked for its size on the server and then
-removed. Besides the wall time, the table shows the CPU time the client itself used.
+The server (--server) is pure-ftpd or vsftpd (both C), started as tests/servers/ftp.py does,
+its home and the source file on /dev/shm so no disk is involved. The default is pure-ftpd when
+its binary is found (on PATH or in /usr/sbin), as the issue's reference figures were measured
+against it, else vsftpd (the Debian packages conflict, so a machine usually has one of them).
+Each upload is checked for its size on the server and then removed. Besides the wall time, the
+table shows the CPU time the client itself used.
 
 Where the server runs matters (--cpus):
 - same (default): server and client share one CPU, so the wall time is the total work, and as
   the server's part is the same for every client, the differences are the clients' costs;
-- split: server and client on different CPUs. vsftpd copying into its file is then the
+- split: server and client on different CPUs. The server copying into its file is then the
   bottleneck for every client that copies (they all end near the same time), and data sent by
   sendfile is slower still for it to take in (it copies straight out of the sender's page-cache
   pages rather than out of freshly written socket buffers; a plain Python receiver writing to
@@ -25,6 +28,7 @@ Where the server runs matters (--cpus):
   CPU.
 
     python benchmarks/ftp_upload.py [--size-mib 100] [--rounds 5] [--cpus same|split]
+                                    [--server pure-ftpd|vsftpd]
 """
 
 import argparse
@@ -37,22 +41,26 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 import ulnet  # noqa: E402
-from servers.ftp import VSFTPD  # noqa: E402
+from servers.ftp import VSFTPD, PureFTPD  # noqa: E402
+
+SERVERS = {"pure-ftpd": PureFTPD, "vsftpd": VSFTPD}
 
 # the issue's goals for ulnet, as (peer, least ratio ulnet / peer)
 GOALS = (("curl", 1.0), ("limit", 0.9), ("ftplib", 1.2))
 
 
 def ftplib_session(srv):
+    url = urllib.parse.urlsplit(srv.url)  # each server has its own login and upload folder
     ftp = ftplib.FTP()
     ftp.connect("127.0.0.1", srv.port)
-    ftp.login("anonymous", "bench")
-    ftp.cwd("upload")
+    ftp.login(url.username, url.password)
+    ftp.cwd(url.path)
     return ftp
 
 
@@ -70,7 +78,7 @@ def run_ulnet_buffer(srv, path, name):
 
 def run_curl(srv, path, name):
     done = subprocess.run(
-        ["curl", "-sS", "-T", path, "-w", "%{time_total}", "ftp://127.0.0.1:%d/upload/%s" % (srv.port, name)],
+        ["curl", "-sS", "-T", path, "-w", "%{time_total}", srv.url + "/" + name],
         capture_output=True, text=True, timeout=120, check=True)
     return float(done.stdout)
 
@@ -126,9 +134,11 @@ def main():
     parser.add_argument("--size-mib", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cpus", choices=("same", "split"), default="same")
+    parser.add_argument("--server", choices=tuple(SERVERS), default="pure-ftpd" if PureFTPD.EXE else "vsftpd")
     args = parser.parse_args()
-    if shutil.which("curl") is None or not os.path.exists(VSFTPD.EXE):
-        sys.exit("ftp_upload.py needs curl and vsftpd")
+    server = SERVERS[args.server]
+    if shutil.which("curl") is None or not (server.EXE and os.path.exists(server.EXE)):
+        sys.exit("ftp_upload.py needs curl and %s" % args.server)
     cpus = sorted(os.sched_getaffinity(0))
     if os.path.isdir("/dev/shm"):
         tempfile.tempdir = "/dev/shm"
@@ -137,8 +147,8 @@ def main():
         sys.exit("--cpus split needs two CPUs")
     times = {name: [] for name in CLIENTS}
     used = {name: [] for name in CLIENTS}
-    with VSFTPD() as srv, tempfile.TemporaryDirectory() as tmp:
-        # vsftpd forks a process per session, which inherits the affinity; curl inherits ours
+    with server() as srv, tempfile.TemporaryDirectory() as tmp:
+        # the server forks processes per session, which inherit the affinity; curl inherits ours
         os.sched_setaffinity(srv.proc.pid, {cpus[1] if args.cpus == "split" else cpus[0]})
         os.sched_setaffinity(0, {cpus[0]})
         path = os.path.join(tmp, "scan.bin")
@@ -146,7 +156,7 @@ def main():
             for _ in range(args.size_mib):
                 f.write(os.urandom(1 << 20))
         order = list(CLIENTS)
-        for client in order:  # warm-up: imports, page cache, vsftpd's first fork
+        for client in order:  # warm-up: imports, page cache, the server's first fork
             one_upload(srv, client, path, size)
         for i in range(args.rounds):
             for client in order[i % len(order):] + order[:i % len(order)]:  # rotate who goes first
@@ -155,8 +165,8 @@ def main():
                 used[client].append(cpu)
                 time.sleep(0.2)
     median = {name: statistics.median(t) for name, t in times.items()}
-    print("%d MiB upload to vsftpd on loopback, connect to 226, median of %d interleaved rounds, "
-          "server and client on %s CPU%s" % (args.size_mib, args.rounds, args.cpus,
+    print("%d MiB upload to %s on loopback, connect to 226, median of %d interleaved rounds, "
+          "server and client on %s CPU%s" % (args.size_mib, args.server, args.rounds, args.cpus,
                                              "" if args.cpus == "same" else "s"))
     print("%-13s %9s %8s %9s %9s %9s %13s" % (
         "client", "MB/s", "ms", "x curl", "x limit", "x ftplib", "client CPU ms"))

@@ -1,7 +1,7 @@
-"""Real FTP servers on loopback for the tests: pyftpdlib (own process) and vsftpd.
+"""Real FTP servers on loopback for the tests: pyftpdlib (own process), vsftpd and pure-ftpd.
 
 Each is a context manager that starts the server, knows its URL and home folder, and always
-stops it. Ports are picked by the server (pyftpdlib) or probed free (vsftpd).
+stops it. Ports are picked by the server (pyftpdlib) or probed free (vsftpd, pure-ftpd).
 """
 
 import os
@@ -150,6 +150,75 @@ class VSFTPD:
     def stop(self):
         if self.proc is not None:
             self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+class PureFTPD:
+    """pure-ftpd in the foreground, uploads by a virtual user into self.home (as VSFTPD's layout).
+
+    Needs root (pure-ftpd switches to the user's uid at login). Debian's pure-ftpd and vsftpd
+    packages conflict, so the binaries are looked up on PATH: an unpacked .deb works too.
+    The user lives in a PureDB file of its own instead of anonymous login, which pure-ftpd
+    serves from the system user "ftp"'s home (global state).
+    """
+
+    name = "pure-ftpd"
+    _PATH = os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin"
+    EXE, PW = shutil.which("pure-ftpd", path=_PATH), shutil.which("pure-pw", path=_PATH)
+    UID = GID = 65534  # nobody/nogroup: owns the uploads, not root (pure-ftpd refuses uid 0)
+    # SHA-512 crypt of PASSWORD with a fixed salt: pure-pw would hash with argon2, which costs
+    # seconds at every login, inside the timed connect-to-226 of the benchmark
+    HASH = "$6$ulnet$3EhAl/gu1TNJB86ugw7I4.jQl1MYtA5yfk224IG150QT70z3.lVGjbrEByyMk.iPrzow8tgl/nI8VGgfEZBVz0"
+
+    def __init__(self):
+        self._tmp = tempfile.mkdtemp(prefix="ulnet-pureftpd-")
+        self.root = os.path.join(self._tmp, "root")
+        self.home = os.path.join(self.root, "upload")
+        os.makedirs(self.home)
+        os.chmod(self.root, 0o555)
+        os.chown(self.home, self.UID, self.GID)
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return "ftp://%s:%s@127.0.0.1:%d/upload" % (USER, PASSWORD, self.port)
+
+    def _puredb(self):
+        passwd, pdb = os.path.join(self._tmp, "passwd"), os.path.join(self._tmp, "pureftpd.pdb")
+        with open(passwd, "w") as f:  # home ending in /./ = chroot there
+            f.write("%s:%s:%d:%d::%s/./::::::::::::\n" % (USER, self.HASH, self.UID, self.GID, self.root))
+        subprocess.run([self.PW, "mkdb", pdb, "-f", passwd], check=True, timeout=START_DEADLINE_S,
+                       stdout=subprocess.DEVNULL)
+        return pdb
+
+    def start(self):
+        pasv = free_port()
+        # -E no anonymous, -A chroot, -H no reverse DNS, -f none: no syslog, -c 200 clients as
+        # VSFTPD allows; own session so that stop() also ends the per-session processes it forks
+        self.proc = subprocess.Popen(
+            [self.EXE, "-S", "127.0.0.1,%d" % self.port, "-p", "%d:%d" % (pasv, pasv + 200),
+             "-P", "127.0.0.1", "-l", "puredb:" + self._puredb(), "-E", "-A", "-H", "-f", "none",
+             "-c", "200"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            wait_listening(self.port, START_DEADLINE_S)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
             self.proc = None
 
