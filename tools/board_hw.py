@@ -1,9 +1,9 @@
-"""The emulated board's hardware as MicroPython sees it, set up by tools/board_boot.py: the
-flash (the VfsPosix of its flash folder, with sizes in ilistdir and a flash size in statvfs,
-mounted at /) and machine.reset(). MicroPython code only.
+"""The emulated board's flash as MicroPython sees it, mounted at / by tools/board_boot.py: the
+VfsPosix of its flash folder, with sizes in ilistdir and a flash size in statvfs. MicroPython
+code only.
 
-A module of its own, compiled with mpy-cross like board_boot.py: the mounted Flash and machine
-keep their functions, and so this module, alive for the board's life; the boot's module goes.
+A module of its own in the board's firmware image like board_boot.py: the mounted Flash keeps its
+functions, and so this module, alive for the board's life; the boot's module goes.
 """
 
 import vfs
@@ -46,19 +46,3 @@ class Flash:
         blocks, used = self.size // bsize, (self.used("/") + bsize - 1) // bsize
         free = max(0, blocks - used)
         return (bsize, bsize, blocks, free, free) + tuple(st[5:])
-
-
-def install_machine(reset_code):
-    """machine with reset(); builtin modules are read-only, so it is served from sys.modules."""
-    import sys
-    import umachine
-
-    class Machine:
-        pass
-
-    machine = Machine()
-    for name in dir(umachine):
-        if not name.startswith("__"):
-            setattr(machine, name, getattr(umachine, name))
-    machine.reset = lambda: sys.exit(reset_code)
-    sys.modules["machine"] = machine

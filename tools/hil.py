@@ -16,9 +16,9 @@ HILSession is the transport layer, on mpremote's raw REPL (tools/device.py):
 - per file: soft reset, harness sent as code, the test file brought in: on a board with a
   filesystem and .mpy support ulnet is deployed first and the file copied to
   /board_tests/NAME.mpy and imported (a file on an emulated board of its own with
-  DEPLOY = "romfs" goes into the ROMFS image with ulnet instead, and is imported from
-  /rom/board_tests), on others (a micro:bit) its source is sent as code;
-- per test: `_ulnet_run(name, params)`, its result line read within the deadline; at the
+  DEPLOY = "romfs" goes into the ROMFS image with ulnet instead, with the harness, and both are
+  imported from /rom/board_tests), on others (a micro:bit) its source is sent as code;
+- per test: `_ulnet_run(name, test, params)`, its result line read within the deadline; at the
   deadline Ctrl-C, and a board that does not come back is reset once (the reset button of an
   emulated board, a soft reset otherwise) and the test reported failed. A board that does not
   come back from that either fails every later test at once: never a hang.
@@ -99,8 +99,9 @@ class BoardTestFile:
 class HILSession:
     """One device's raw REPL for running board tests; open() it, run() tests, close() it.
     With romfs=True, ulnet is deployed into the board's ROMFS (`ulnet deploy --romfs`), and so
-    are the BoardTestFiles in `test_files`: they run from /rom/board_tests in place, so their
-    bytecode is not in the heap either (about 1 KB for test_ftp.py's), and are never copied."""
+    are the BoardTestFiles in `test_files` and their harness: they run from /rom/board_tests in
+    place, so their bytecode is not in the heap either (about 1 KB for test_ftp.py's, and the
+    harness is not compiled on the board), and are never copied."""
 
     def __init__(self, device, romfs=False, test_files=()):
         self.device = device
@@ -122,8 +123,10 @@ class HILSession:
             extra = {}
             if self.romfs:
                 for test_file in self.test_files:
-                    path = "%s/%s.mpy" % (DEVICE_TESTS, test_file.module)
-                    extra[path] = self._compile(test_file, "/rom" + path)
+                    for module, source in ((test_file.module, test_file.board_source()),
+                                           (HARNESS[:-3], _code_of(test_file.harness))):
+                        path = "%s/%s.mpy" % (DEVICE_TESTS, module)
+                        extra[path] = self._compile(module, source, "/rom" + path)
             deploy.deploy_to(self.transport, romfs=self.romfs, device=self.device, extra=extra)
             self.in_rom = {test_file.path for test_file in self.test_files} if extra else set()
         return self
@@ -148,36 +151,37 @@ class HILSession:
         params = params or {}
         _check_literals(name, params)
         deadline_s = test_file.deadline_s if deadline_s is None else deadline_s
-        return self._run_one(name, "_ulnet_run(%r, %r)" % (name, params), deadline_s)
+        return self._run_one(name, "_ulnet_run(%r, %s, %r)" % (name, name, params), deadline_s)
 
     def _load(self, test_file):
         """Bring a test file in: copied first (the copy's helper code runs in the REPL), then a
         soft reset, so the file's tests start from a heap that holds only the harness and them."""
         self.loaded = None
-        folder = DEVICE_TESTS
-        if test_file.path in self.in_rom:
-            folder = "/rom" + DEVICE_TESTS
-        elif self.compiler is not None:
+        in_rom = test_file.path in self.in_rom
+        if self.compiler is not None and not in_rom:
             target = "%s/%s.mpy" % (DEVICE_TESTS, test_file.module)
-            deploy.sync(self.transport, {target: self._compile(test_file, target)}, lambda *_: None)
+            deploy.sync(self.transport, {target: self._compile(test_file.module, test_file.board_source(), target)},
+                        lambda *_: None)
         with _quiet():
             self.transport.enter_raw_repl(soft_reset=True, timeout_overall=dev.ANSWER_DEADLINE_S)
-        dev.run(self.transport, _code_of(test_file.harness))
+        if not in_rom:
+            dev.run(self.transport, _code_of(test_file.harness))
         if self.compiler is None:
             dev.run(self.transport, _code_of(test_file.path, test_file.board_source()))
         else:
-            dev.run(self.transport, "import sys\nsys.path.append(%r)\nfrom %s import *"
-                    % (folder, test_file.module))
+            dev.run(self.transport, "import sys\nsys.path.append(%r)\n%sfrom %s import *"
+                    % ("/rom" + DEVICE_TESTS if in_rom else DEVICE_TESTS,
+                       "from harness import _ulnet_run\n" if in_rom else "", test_file.module))
         self.loaded = test_file.path
 
-    def _compile(self, test_file, source_name):
-        """The .mpy bytes of a test file's board source; source_name is the device path it is
+    def _compile(self, module, source, source_name):
+        """The .mpy bytes of a module's board source; source_name is the device path it is
         imported from: one name with __file__, as deploy does."""
         with tempfile.TemporaryDirectory(prefix="ulnet-hil-") as tmp:
-            source = os.path.join(tmp, test_file.module + ".py")
-            with open(source, "w") as f:
-                f.write(test_file.board_source())
-            return deploy.compile_file(self.compiler, source, source_name, tmp)
+            path = os.path.join(tmp, module + ".py")
+            with open(path, "w") as f:
+                f.write(source)
+            return deploy.compile_file(self.compiler, path, source_name, tmp)
 
     def _run_one(self, name, code, deadline_s):
         try:
