@@ -190,30 +190,31 @@ class Transfer:
         kernel = session.use_sendfile and hasattr(session._conn.eventer.port, "sendfile")
         buf, f = session.buf, self.file
         pos, end, done = self.pos, self.end, self.done
+        progress = session.on_progress  # one lookup per call, not per chunk
         while True:
             if kernel:
                 # at offset `done`: the file position is not used, resume included
                 sent = sock.sendfile(f, done, 1 << 18)
                 if sent is None:
                     break  # full (or failed: on_error ends it)
-            elif pos < end:
-                sent = sock.send(buf, pos, end - pos)
-                if not sent:
-                    break
-                pos += sent
             else:
-                pos, end = 0, f.readinto(buf)
-                if end:
-                    continue
+                # a chunk is read and sent in one pass: fewer steps per chunk on a board
+                if pos == end:
+                    pos, end = 0, f.readinto(buf)
                 sent = 0
+                if pos < end:
+                    sent = sock.send(buf, pos, end - pos)
+                    if not sent:
+                        break
+                    pos += sent
             if not sent:
                 self.pos, self.end, self.done = pos, end, done
                 self.stop(session, None)  # end of file: closing the data connection ends it
                 return
             done += sent
-            if session.on_progress is not None:
+            if progress is not None:
                 self.done = done
-                session.on_progress(session._op, done, self.total)
+                progress(session._op, done, self.total)
         if done != self.done or pos != self.pos:
             session._timer.restart(session.data_idle_ms)
         self.pos, self.end, self.done = pos, end, done
