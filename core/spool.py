@@ -18,13 +18,16 @@ Rules:
   journal goes.
 - A crash at any instant, then a restart:
     before the journal names the scan: nothing of it reached the server;
-    mid-upload: the scan is still here and its .part on the server is resumed, then renamed;
+    mid-upload: the scan is still here and its .part on the server is resumed, then renamed
+      (only the scan the journal names is resumed; any other scan is sent from its start,
+      STOR replacing a stale .part, which saves asking SIZE before every scan);
     after the rename, before the local move: the journaled scan is checked with SIZE first and
       only moved, not sent again;
     after the local move (atomic: one rename or remove), before the journal goes: the scan is
       gone, so its .part (none, or an orphan of a scan that vanished mid-upload) is deleted.
     a journaled scan whose size changed since: its .part is deleted and it is sent from its
-      start, never resumed onto the old bytes (even where DELE is refused).
+      start, never resumed onto the old bytes (even where DELE is refused); once that upload
+      is under way, the journal names the new size, and a cut is resumed from there.
   Without a journal (lost, torn, flash full) every outcome is still right, only slower: a scan
   already on the server is sent again and replaces itself. So journal write errors are ignored.
 - Failures never drop a scan. The status line says why, and the job retries with capped
@@ -126,7 +129,6 @@ class Spool:
         # _scans: the walk of this pass; _name, _size: the scan in flight
         self.reason = self.on_status = self.on_progress = self.client = self._scans = self._name = None
         self._timer = self._end = None
-        self._restart = None  # a journaled scan that changed since: uploaded from its start
         self.status = "not started"
         # _uploaded: the put of the scan in flight succeeded; _moved: this pass delivered or set
         # a scan aside (so another pass follows); _failed: a scan of this pass failed
@@ -194,8 +196,7 @@ class Spool:
         if _size(self._dir + name) == size:
             c.size(remote)  # it may be on the server already: then it only moves
         else:  # gone (delivered, or vanished mid-upload) or changed: its .part is an orphan
-            self._restart = name  # changed: never resume onto the old bytes, even if DELE fails
-            c.delete(temp_name(remote))
+            c.delete(temp_name(remote))  # a changed scan is then sent from its start (_next)
 
     def _next(self):
         """Start on the next scan of this pass, or end the pass."""
@@ -208,7 +209,10 @@ class Spool:
                 if size >= 0:
                     self._name, self._size, self._uploaded = name, size, False
                     self._note("%d %s" % (size, name))
-                    return self._put()
+                    # from its start: STOR replaces whatever .part an earlier try left, and no
+                    # SIZE is asked first (a round trip per scan); only a scan the journal
+                    # names when a pass starts is resumed (_done)
+                    return self._put(False)
         except OSError as exc:
             self.failures += 1
             self.reason = "cannot read the spool folder: " + errno_text(exc)
@@ -271,14 +275,9 @@ class Spool:
 
     # -- the scan in flight ----------------------------------------------------------------
 
-    def _put(self):
+    def _put(self, resume):
         self._say("uploading %s (%d bytes)" % (self._name, self._size))
-        name = self._name
-        resume = name != self._restart
-        if not resume:
-            # once: from here its .part holds this scan's own bytes, which a later attempt resumes
-            self._restart = None
-        self.client.put(self._dir + name, self._prefix + name, True, resume)
+        self.client.put(self._dir + self._name, self._prefix + self._name, True, resume)
 
     def _done(self, op, code=None, text=None):
         """The session's on_success(op) and on_failure(op, code, text) alike."""
@@ -300,7 +299,7 @@ class Spool:
             self._note(None)
             return self._next()
         if c.connected and what == "size" and not self._uploaded:
-            return self._put()  # the journaled scan is not (all) under its final name: resume
+            return self._put(True)  # the journaled scan is not (all) under its final name: resume
         reply = "%d %s" % (code, text) if code else text
         full = code in (452, 552) or "no space" in text.lower()  # 452, 552: RFC 959 for "full"
         if what == "connect":

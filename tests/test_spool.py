@@ -392,6 +392,20 @@ def test_a_changed_scan_sent_from_its_start_resumes_its_own_bytes_after_a_drop(t
         assert delivered and 0 < delivered[-1].result < 300000  # the last put sent only the rest
 
 
+def test_scans_the_journal_does_not_name_go_from_their_start_without_a_size_first(pyftpd, tmp_path):
+    # only the scan in flight at a crash (the journal names it) is resumed: every other put goes
+    # straight to STOR, one round trip less per scan, and STOR replaces a stale .part an earlier
+    # try left (here bytes of some other file, which resuming would have kept)
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [10, 20000, 5000])
+    place(pyftpd.home, "." + DEVICE + "-scan001.csv.part", b"STALE" * 10)
+    puts = []
+    job = run_job(pyftpd.url, str(spool), on_progress=lambda op, done, total: puts.append(op))
+    assert (job.sent, job.left, job.failures) == (3, 0, 0)
+    assert_delivered(pyftpd.home, scans)
+    assert puts and {op.args[3] for op in puts} == {False}  # args: local, remote, atomic, resume
+
+
 def test_a_scan_refused_by_the_server_stays_and_the_others_go(tmp_path):
     # a folder in the way of one remote name: the server refuses that scan only (550 on RNTO)
     spool = str(tmp_path / "spool")
