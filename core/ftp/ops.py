@@ -187,10 +187,16 @@ class Transfer:
         re-arms the idle deadline once per call, not per chunk: it is the upload's hot path."""
         if not self.up or sock is None or not self.active or self.finished:
             return
-        kernel = session.use_sendfile and hasattr(session._conn.eventer.port, "sendfile")
+        port = session._conn.eventer.port
+        kernel = session.use_sendfile and hasattr(port, "sendfile")
         buf, f = session.buf, self.file
         pos, end, done = self.pos, self.end, self.done
         progress = session.on_progress  # one lookup per call, not per chunk
+        # a chunk the OS takes whole needs no socket bookkeeping, so it goes straight to the
+        # port's send (on a board the socket's own write, in C): no Python call per chunk,
+        # which on a board costs about as much as the chunk's copy. Anything else (a short or
+        # refused write, an error) goes through sock.send, which arms on_can_send or reports
+        write, raw = port.send, sock._raw
         while True:
             if kernel:
                 # at offset `done`: the file position is not used, resume included
@@ -198,14 +204,18 @@ class Transfer:
                 if sent is None:
                     break  # full (or failed: on_error ends it)
             else:
-                # a chunk is read and sent in one pass: fewer steps per chunk on a board
-                if pos == end:
+                if pos == end:  # a chunk is read and sent in one pass
                     pos, end = 0, f.readinto(buf)
-                sent = 0
-                if pos < end:
-                    sent = sock.send(buf, pos, end - pos)
-                    if not sent:
-                        break
+                sent = n = end - pos
+                if n:
+                    try:
+                        sent = write(raw, buf, pos, n)
+                    except OSError:
+                        sent = None  # sock.send meets it again and reports it
+                    if sent != n:
+                        sent = (sent or 0) + sock.send(buf, pos + (sent or 0), n - (sent or 0))
+                        if not sent:
+                            break
                     pos += sent
             if not sent:
                 self.pos, self.end, self.done = pos, end, done
