@@ -10,7 +10,8 @@ Rules (shared by every port, never special-cased per port):
   bytes than asked). Winsock posts FD_READ once and FD_CLOSE once, so a hint left undrained
   there is a hung session; on level-triggered ports draining just saves rounds.
 - send() sends first and waits for a write hint only after the OS refused more (would-block);
-  on_can_send then fires once.
+  on_can_send then fires once. The FTP upload pump (ftp/ops.py) writes chunks the OS takes
+  whole through the port's send on `_raw` itself, and hands every other write to send().
 - End of stream is seen by a read returning 0 bytes, so every earlier byte was offered first;
   it is reported once, through on_disconnect, after the current dispatch. Transport errors are
   reported once through on_error and close the socket. Nothing is reported after a close.
