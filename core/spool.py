@@ -7,7 +7,8 @@ The spool folder (on the device's flash, or any folder on a host):
     sent/NAME        uploaded and confirmed, when `keep` (otherwise the scan is deleted)
     bad/NAME         set aside, never retried: a directory, a device node, unreadable, a name
                      FTP cannot carry; bad/NAME.why holds the reason (also when NAME vanished)
-    .journal         "SIZE NAME" of the scan in flight (written to .journal.tmp, then renamed)
+    .journal         "SIZE NAME" of the scan in flight, once its bytes reach the server (written
+                     to .journal.tmp, then renamed)
 
 Rules:
 - Scan NAME goes to URLPATH/DEVICEID-NAME by an atomic, resumable put: the server writes
@@ -16,18 +17,21 @@ Rules:
 - A scan leaves the spool only after the server confirmed it: the put's final reply and its
   rename, then SIZE equal to the local size. Then the scan moves (or is deleted), then the
   journal goes.
+- Only a scan whose own bytes are in its .part is resumed: the journal names a scan once the
+  first bytes of its upload were sent (its STOR has replaced whatever .part was there), and
+  an empty scan once its put succeeded. Every other scan goes from its start, without asking
+  SIZE first (a round trip per scan), and its STOR replaces a stale .part.
 - A crash at any instant, then a restart:
-    before the journal names the scan: nothing of it reached the server;
-    mid-upload: the scan is still here and its .part on the server is resumed, then renamed
-      (only the scan the journal names is resumed; any other scan is sent from its start,
-      STOR replacing a stale .part, which saves asking SIZE before every scan);
+    before the journal names the scan: at most a few bytes of it, or a stale .part, are on the
+      server; the scan is sent from its start;
+    mid-upload: the scan is still here and its .part on the server is resumed, then renamed;
     after the rename, before the local move: the journaled scan is checked with SIZE first and
       only moved, not sent again;
     after the local move (atomic: one rename or remove), before the journal goes: the scan is
       gone, so its .part (none, or an orphan of a scan that vanished mid-upload) is deleted.
     a journaled scan whose size changed since: its .part is deleted and it is sent from its
-      start, never resumed onto the old bytes (even where DELE is refused); once that upload
-      is under way, the journal names the new size, and a cut is resumed from there.
+      start, never resumed onto the old bytes (even where DELE is refused, or the new upload
+      fails before its data flows: the journal keeps the old size until then).
   Without a journal (lost, torn, flash full) every outcome is still right, only slower: a scan
   already on the server is sent again and replaces itself. So journal write errors are ignored.
 - Failures never drop a scan. The status line says why, and the job retries with capped
@@ -129,6 +133,9 @@ class Spool:
         # _scans: the walk of this pass; _name, _size: the scan in flight
         self.reason = self.on_status = self.on_progress = self.client = self._scans = self._name = None
         self._timer = self._end = None
+        # the scan whose own bytes are in its .part (the journal names it, or its data began in
+        # this run): the only one resumed
+        self._begun = None
         self.status = "not started"
         # _uploaded: the put of the scan in flight succeeded; _moved: this pass delivered or set
         # a scan aside (so another pass follows); _failed: a scan of this pass failed
@@ -141,7 +148,6 @@ class Spool:
         self._delay = self.backoff_ms
         self.client = c = FTPSession(ev)
         c.on_success = c.on_failure = self._done
-        c.on_progress = self.on_progress
         self._end = ev.call_later(self.deadline_ms, self.stop)
         self._timer = ev.call_later(0, self._pass)
         return self
@@ -194,8 +200,10 @@ class Spool:
         self._name, self._size, self._uploaded = name, size, False
         remote = self._prefix + name
         if _size(self._dir + name) == size:
+            self._begun = name
             c.size(remote)  # it may be on the server already: then it only moves
         else:  # gone (delivered, or vanished mid-upload) or changed: its .part is an orphan
+            self._begun = None
             c.delete(temp_name(remote))  # a changed scan is then sent from its start (_next)
 
     def _next(self):
@@ -208,11 +216,7 @@ class Spool:
                 size = self._check(name)  # catches its own errors: they concern one scan
                 if size >= 0:
                     self._name, self._size, self._uploaded = name, size, False
-                    self._note("%d %s" % (size, name))
-                    # from its start: STOR replaces whatever .part an earlier try left, and no
-                    # SIZE is asked first (a round trip per scan); only a scan the journal
-                    # names when a pass starts is resumed (_done)
-                    return self._put(False)
+                    return self._put(name == self._begun)
         except OSError as exc:
             self.failures += 1
             self.reason = "cannot read the spool folder: " + errno_text(exc)
@@ -277,7 +281,23 @@ class Spool:
 
     def _put(self, resume):
         self._say("uploading %s (%d bytes)" % (self._name, self._size))
-        self.client.put(self._dir + self._name, self._prefix + self._name, True, resume)
+        c = self.client
+        c.on_progress = self._started  # until its first bytes are sent
+        c.put(self._dir + self._name, self._prefix + self._name, True, resume)
+
+    def _started(self, op, done, total):
+        """The first progress of a put: bytes of this scan went out after its STOR (or REST)
+        was accepted, so its .part holds its own bytes from here, and the journal may name it.
+        The later chunks go to the user's on_progress alone: this costs one call per put."""
+        self.client.on_progress = self.on_progress
+        self._begin()
+        if self.on_progress is not None:
+            self.on_progress(op, done, total)
+
+    def _begin(self):
+        if self._begun != self._name:
+            self._begun = self._name
+            self._note("%d %s" % (self._size, self._name))
 
     def _done(self, op, code=None, text=None):
         """The session's on_success(op) and on_failure(op, code, text) alike."""
@@ -290,6 +310,7 @@ class Spool:
                 return self._pass()
             if what == "put":
                 self._uploaded = True
+                self._begin()  # an empty scan sent no bytes: journaled now, before the move
                 return c.size(self._prefix + self._name)
             if what == "size" and op.result == self._size == _size(self._dir + self._name):
                 return self._delivered()
@@ -328,6 +349,7 @@ class Spool:
             self.failures += 1
             return self._retry("cannot move %s: %s" % (name, errno_text(exc)))
         self._note(None)
+        self._begun = None
         self.sent += 1
         self.bytes += self._size
         self._moved = True

@@ -406,6 +406,31 @@ def test_scans_the_journal_does_not_name_go_from_their_start_without_a_size_firs
     assert puts and {op.args[3] for op in puts} == {False}  # args: local, remote, atomic, resume
 
 
+def test_a_scan_cut_every_time_with_a_5xx_is_resumed_until_it_is_all_there(tmp_path):
+    # every upload is cut after 100 KB with a 551 (a failure of that scan only, the pass goes
+    # on): only resuming its own bytes, again and again, ever delivers the 300 KB scan
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [300000])
+    with PyFTPD(drop_after=100000, drop_every=True, drop_reply="551 Transfer cut.") as srv:
+        job = run_job(srv.url, str(spool), deadline_ms=20000)
+        assert (job.sent, job.left) == (1, 0) and 2 <= job.failures <= 3
+        assert_delivered(srv.home, scans)
+
+
+def test_a_changed_scan_whose_new_upload_fails_before_its_data_is_never_resumed_onto_old_bytes(tmp_path):
+    # the journal names an older, shorter version of the scan; DELE of its .part is refused
+    # (an upload-only account), and the first STOR of the new upload is refused before any
+    # byte flows: the next try must not take the stale .part for the new scan's first bytes
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [3000])
+    with PyFTPD(perm="elrafmwMT", refuse_stor=1) as srv:  # no "d": DELE answers 550
+        place(srv.home, "." + DEVICE + "-scan000.csv.part", b"OLD" * 100)
+        (spool / JOURNAL).write_text("500 scan000.csv")
+        job = run_job(srv.url, str(spool))
+        assert (job.sent, job.left, job.failures) == (1, 0, 1)
+        assert server_files(srv.home) == {DEVICE + "-scan000.csv": scans["scan000.csv"]}
+
+
 def test_a_scan_refused_by_the_server_stays_and_the_others_go(tmp_path):
     # a folder in the way of one remote name: the server refuses that scan only (550 on RNTO)
     spool = str(tmp_path / "spool")

@@ -4,7 +4,11 @@ kill it like a real server). Prints "PORT n" once it listens.
 Faults a real server produces but will not produce on demand:
 - --quota BYTES: uploads fail with "disk full" (ENOSPC) once the home holds more than BYTES;
 - --drop-after BYTES: the first upload's data connection is closed after BYTES arrived, as a
-  flaky link would (later uploads are untouched), so clients must resume.
+  flaky link would (later uploads are untouched), so clients must resume; with --drop-every
+  every upload's is, and --drop-reply is the final reply then (default the 426 pyftpdlib gives
+  when the link really breaks; a 5xx makes it a failure of that one file);
+- --refuse-stor N: the first N STOR commands are answered "451" (a transient refusal), before
+  any data flows.
 """
 
 import argparse
@@ -45,6 +49,9 @@ def main():
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--quota", type=int, default=0)
     parser.add_argument("--drop-after", type=int, default=0)
+    parser.add_argument("--drop-every", action="store_true", help="every upload, not the first only")
+    parser.add_argument("--drop-reply", default="426 Transfer aborted; connection reset.")
+    parser.add_argument("--refuse-stor", type=int, default=0)
     parser.add_argument("--perm", default="elradfmwMT", help="pyftpdlib's permission letters for the user")
     args = parser.parse_args()
 
@@ -65,9 +72,10 @@ def main():
         def handle_read(self):
             super().handle_read()
             if not dropped["done"] and self.tot_bytes_received >= args.drop_after:
-                dropped["done"] = True
-                # what pyftpdlib answers when the link really breaks (see DTPHandler.handle_error)
-                self._resp = ("426 Transfer aborted; connection reset.", self.cmd_channel.log)
+                dropped["done"] = not args.drop_every
+                # by default what pyftpdlib answers when the link really breaks (see
+                # DTPHandler.handle_error)
+                self._resp = (args.drop_reply, self.cmd_channel.log)
                 self.close()
 
         handle_read_event = handle_read  # the base class aliases its own handle_read
@@ -83,8 +91,15 @@ def main():
             else:
                 super().handle_error()
 
+    refused = [0]
+
     class Handler(FTPHandler):
-        pass
+        def ftp_STOR(self, file, mode="w"):
+            if refused[0] < args.refuse_stor:
+                refused[0] += 1
+                self.respond("451 Requested action aborted: try again later.")
+                return None
+            return super().ftp_STOR(file, mode)
 
     Handler.authorizer = authorizer
     Handler.abstracted_fs = FS
