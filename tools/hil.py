@@ -169,7 +169,7 @@ class HILSession:
         if self.compiler is None:
             dev.run(self.transport, _code_of(test_file.path, test_file.board_source()))
         else:
-            dev.run(self.transport, "import sys\nsys.path.append(%r)\n%sfrom %s import *"
+            dev.run(self.transport, "import sys\nsys.path.insert(0, %r)\n%sfrom %s import *"
                     % ("/rom" + DEVICE_TESTS if in_rom else DEVICE_TESTS,
                        "from harness import _ulnet_run\n" if in_rom else "", test_file.module))
         self.loaded = test_file.path
