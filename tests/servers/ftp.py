@@ -97,7 +97,45 @@ class PyFTPD:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
 
-class VSFTPD:
+class _Foreground:
+    """A C server run in the foreground, in a session of its own: it serves self.root
+    (read-only), whose subfolder upload/ (self.home) takes the uploads; stop() ends it and
+    every per-session process it forked."""
+
+    def __init__(self, prefix):
+        self._tmp = tempfile.mkdtemp(prefix=prefix)
+        self.root = os.path.join(self._tmp, "root")
+        self.home = os.path.join(self.root, "upload")
+        os.makedirs(self.home)
+        os.chmod(self.root, 0o555)
+        self.port = free_port()
+        self.proc = None
+
+    def _run(self, argv):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        try:
+            wait_listening(self.port, START_DEADLINE_S)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+class VSFTPD(_Foreground):
     """vsftpd in the foreground, anonymous uploads into self.home (its writable subfolder).
 
     Without root only anonymous uploads into a writable subfolder work, so that is what every
@@ -108,18 +146,12 @@ class VSFTPD:
     EXE = "/usr/sbin/vsftpd"
 
     def __init__(self):
-        self._tmp = tempfile.mkdtemp(prefix="ulnet-vsftpd-")
-        self.root = os.path.join(self._tmp, "root")
-        self.home = os.path.join(self.root, "upload")
-        os.makedirs(self.home)
+        super().__init__("ulnet-vsftpd-")
         os.makedirs(os.path.join(self._tmp, "empty"))
-        os.chmod(self.root, 0o555)
         if os.geteuid() == 0:
             shutil.chown(self.home, "ftp")
         else:
             os.chmod(self.home, 0o777)
-        self.port = free_port()
-        self.proc = None
 
     @property
     def url(self):
@@ -145,26 +177,10 @@ class VSFTPD:
         return path
 
     def start(self):
-        self.proc = subprocess.Popen([self.EXE, self._config()], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_listening(self.port)
-        return self
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        return self._run([self.EXE, self._config()])
 
 
-class PureFTPD:
+class PureFTPD(_Foreground):
     """pure-ftpd in the foreground, uploads by a virtual user into self.home (as VSFTPD's layout).
 
     Needs root (pure-ftpd switches to the user's uid at login). Debian's pure-ftpd and vsftpd
@@ -182,14 +198,8 @@ class PureFTPD:
     HASH = "$6$ulnet$3EhAl/gu1TNJB86ugw7I4.jQl1MYtA5yfk224IG150QT70z3.lVGjbrEByyMk.iPrzow8tgl/nI8VGgfEZBVz0"
 
     def __init__(self):
-        self._tmp = tempfile.mkdtemp(prefix="ulnet-pureftpd-")
-        self.root = os.path.join(self._tmp, "root")
-        self.home = os.path.join(self.root, "upload")
-        os.makedirs(self.home)
-        os.chmod(self.root, 0o555)
+        super().__init__("ulnet-pureftpd-")
         os.chown(self.home, self.UID, self.GID)
-        self.port = free_port()
-        self.proc = None
 
     @property
     def url(self):
@@ -206,28 +216,7 @@ class PureFTPD:
     def start(self):
         pasv = free_port()
         # -E no anonymous, -A chroot, -H no reverse DNS, -f none: no syslog, -c 200 clients as
-        # VSFTPD allows; own session so that stop() also ends the per-session processes it forks
-        self.proc = subprocess.Popen(
-            [self.EXE, "-S", "127.0.0.1,%d" % self.port, "-p", "%d:%d" % (pasv, pasv + 200),
-             "-P", "127.0.0.1", "-l", "puredb:" + self._puredb(), "-E", "-A", "-H", "-f", "none",
-             "-c", "200"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        try:
-            wait_listening(self.port, START_DEADLINE_S)
-        except RuntimeError:
-            self.stop()
-            raise
-        return self
-
-    def stop(self):
-        if self.proc is not None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-            self.proc = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        # VSFTPD allows
+        return self._run([self.EXE, "-S", "127.0.0.1,%d" % self.port, "-p", "%d:%d" % (pasv, pasv + 200),
+                          "-P", "127.0.0.1", "-l", "puredb:" + self._puredb(), "-E", "-A", "-H", "-f", "none",
+                          "-c", "200"])
