@@ -362,17 +362,20 @@ def test_each_crash_point_left_on_disk_is_recovered(server_class, tmp_path):
     assert os.listdir(spool) == []
 
 
-def test_a_journaled_scan_that_changed_is_sent_whole_even_when_its_part_cannot_be_deleted(tmp_path):
+@pytest.mark.parametrize("refused", [0, 1], ids=["at-once", "first-STOR-refused"])
+def test_a_journaled_scan_that_changed_is_sent_whole_even_when_its_part_cannot_be_deleted(tmp_path, refused):
     # the journal names a scan whose size has changed since (a name reused after a crash), and
     # its old .part is on an upload-only account (no DELE): resuming onto it would put old bytes
-    # under the final name with the right size, so the scan goes from its start
+    # under the final name with the right size, so the scan goes from its start; also when the
+    # first STOR of its new upload is refused before any byte flows (the next try must not take
+    # the stale .part for the new scan's first bytes)
     spool = tmp_path / "spool"
-    scans = make_scans(str(spool), [1000])
-    with PyFTPD(perm="elrafmwMT") as srv:  # no "d": DELE answers 550
+    scans = make_scans(str(spool), [3000])
+    with PyFTPD(perm="elrafmwMT", refuse_stor=refused) as srv:  # no "d": DELE answers 550
         place(srv.home, "." + DEVICE + "-scan000.csv.part", b"OLD" * 100)
         (spool / JOURNAL).write_text("500 scan000.csv")
         job = run_job(srv.url, str(spool))
-        assert (job.sent, job.left, job.failures) == (1, 0, 0)
+        assert (job.sent, job.left, job.failures) == (1, 0, refused)
         assert server_files(srv.home) == {DEVICE + "-scan000.csv": scans["scan000.csv"]}
 
 
@@ -415,20 +418,6 @@ def test_a_scan_cut_every_time_with_a_5xx_is_resumed_until_it_is_all_there(tmp_p
         job = run_job(srv.url, str(spool), deadline_ms=20000)
         assert (job.sent, job.left) == (1, 0) and 2 <= job.failures <= 3
         assert_delivered(srv.home, scans)
-
-
-def test_a_changed_scan_whose_new_upload_fails_before_its_data_is_never_resumed_onto_old_bytes(tmp_path):
-    # the journal names an older, shorter version of the scan; DELE of its .part is refused
-    # (an upload-only account), and the first STOR of the new upload is refused before any
-    # byte flows: the next try must not take the stale .part for the new scan's first bytes
-    spool = tmp_path / "spool"
-    scans = make_scans(str(spool), [3000])
-    with PyFTPD(perm="elrafmwMT", refuse_stor=1) as srv:  # no "d": DELE answers 550
-        place(srv.home, "." + DEVICE + "-scan000.csv.part", b"OLD" * 100)
-        (spool / JOURNAL).write_text("500 scan000.csv")
-        job = run_job(srv.url, str(spool))
-        assert (job.sent, job.left, job.failures) == (1, 0, 1)
-        assert server_files(srv.home) == {DEVICE + "-scan000.csv": scans["scan000.csv"]}
 
 
 def test_a_scan_refused_by_the_server_stays_and_the_others_go(tmp_path):
