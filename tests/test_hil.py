@@ -72,11 +72,15 @@ def greeting():
 
 @pytest.fixture
 def sample_dir(tmp_path):
-    folder = tmp_path / "sample_board_tests"
-    folder.mkdir()
+    return make_tests_folder(tmp_path / "sample_board_tests", {"test_sample.py": SAMPLE, "conftest.py": CONFTEST})
+
+
+def make_tests_folder(folder, files):
+    """A board tests folder: the harness and these {name: source} files."""
+    folder.mkdir(exist_ok=True)
     shutil.copy(os.path.join(hil.TESTS_DIR, hil.HARNESS), folder)
-    (folder / "test_sample.py").write_text(SAMPLE)
-    (folder / "conftest.py").write_text(CONFTEST)
+    for name, source in files.items():
+        (folder / name).write_text(source)
     return folder
 
 
@@ -205,12 +209,8 @@ def failing_check():
 
 
 def test_a_file_asks_for_its_own_heap_and_deploy_mode(tmp_path):
-    folder = tmp_path / "own_board_tests"
-    folder.mkdir()
-    shutil.copy(os.path.join(hil.TESTS_DIR, hil.HARNESS), folder)
-    (folder / "test_own.py").write_text(OWN_BOARD_SAMPLE)
-    (folder / "test_default.py").write_text(DEFAULT_BOARD_SAMPLE)
-    (folder / "conftest.py").write_text(HOST_CHECK_CONFTEST)
+    folder = make_tests_folder(tmp_path / "own_board_tests", {
+        "test_own.py": OWN_BOARD_SAMPLE, "test_default.py": DEFAULT_BOARD_SAMPLE, "conftest.py": HOST_CHECK_CONFTEST})
     own = hil.BoardTestFile(str(folder / "test_own.py"))
     assert (own.heap, own.deploy, own.own_board) == ("48K", "romfs", True)
     assert not hil.BoardTestFile(str(folder / "test_default.py")).own_board
@@ -269,8 +269,7 @@ def test_hangs_on_the_firmware():
 
 
 def test_runner_transport_on_real_microbit_firmware(microbit, tmp_path):
-    shutil.copy(os.path.join(hil.TESTS_DIR, hil.HARNESS), tmp_path)
-    (tmp_path / "test_microbit.py").write_text(MICROBIT_SAMPLE)
+    make_tests_folder(tmp_path, {"test_microbit.py": MICROBIT_SAMPLE})
     sample = hil.BoardTestFile(str(tmp_path / "test_microbit.py"))
     session = hil.HILSession(microbit).open()
     try:
