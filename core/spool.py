@@ -19,8 +19,9 @@ Rules:
   journal goes.
 - Only a scan whose own bytes are in its .part is resumed: the journal names a scan once the
   first bytes of its upload were sent (its STOR has replaced whatever .part was there), and
-  an empty scan once its put succeeded. Every other scan goes from its start, without asking
-  SIZE first (a round trip per scan), and its STOR replaces a stale .part.
+  an empty scan once its put succeeded; the job also remembers the last few such scans of its
+  run (scans cut one after another all resume). Every other scan goes from its start, without
+  asking SIZE first (a round trip per scan), and its STOR replaces a stale .part.
 - A crash at any instant, then a restart:
     before the journal names the scan: at most a few bytes of it, or a stale .part, are on the
       server; the scan is sent from its start;
@@ -133,9 +134,10 @@ class Spool:
         # _scans: the walk of this pass; _name, _size: the scan in flight
         self.reason = self.on_status = self.on_progress = self.client = self._scans = self._name = None
         self._timer = self._end = None
-        # the scan whose own bytes are in its .part (the journal names it, or its data began in
-        # this run): the only one resumed
-        self._begun = None
+        # scans whose own bytes are in their .part: the only ones resumed (a few: an older one
+        # is sent from its start again, which is only slower); _named: the one the journal names
+        self._own = []
+        self._named = None
         self.status = "not started"
         # _uploaded: the put of the scan in flight succeeded; _moved: this pass delivered or set
         # a scan aside (so another pass follows); _failed: a scan of this pass failed
@@ -198,12 +200,13 @@ class Spool:
         except (OSError, ValueError):
             return self._next()  # none, or torn by a crash on a host: the safe (slower) path
         self._name, self._size, self._uploaded = name, size, False
+        self._named = name
         remote = self._prefix + name
         if _size(self._dir + name) == size:
-            self._begun = name
+            self._begin()
             c.size(remote)  # it may be on the server already: then it only moves
         else:  # gone (delivered, or vanished mid-upload) or changed: its .part is an orphan
-            self._begun = None
+            self._forget(name)
             c.delete(temp_name(remote))  # a changed scan is then sent from its start (_next)
 
     def _next(self):
@@ -216,7 +219,7 @@ class Spool:
                 size = self._check(name)  # catches its own errors: they concern one scan
                 if size >= 0:
                     self._name, self._size, self._uploaded = name, size, False
-                    return self._put(name == self._begun)
+                    return self._put(name in self._own)
         except OSError as exc:
             self.failures += 1
             self.reason = "cannot read the spool folder: " + errno_text(exc)
@@ -282,6 +285,8 @@ class Spool:
     def _put(self, resume):
         self._say("uploading %s (%d bytes)" % (self._name, self._size))
         c = self.client
+        if resume:
+            self._begin()  # in flight again, with its own bytes in its .part
         c.on_progress = self._started  # until its first bytes are sent
         c.put(self._dir + self._name, self._prefix + self._name, True, resume)
 
@@ -295,9 +300,18 @@ class Spool:
             self.on_progress(op, done, total)
 
     def _begin(self):
-        if self._begun != self._name:
-            self._begun = self._name
-            self._note("%d %s" % (self._size, self._name))
+        """The scan in flight's .part holds its own bytes: resumable, and the journal names it."""
+        name, own = self._name, self._own
+        self._forget(name)
+        if len(own) == 4:
+            own.pop(0)
+        own.append(name)  # the latest last
+        if self._named != name:
+            self._note(name)
+
+    def _forget(self, name):
+        if name in self._own:
+            self._own.remove(name)
 
     def _done(self, op, code=None, text=None):
         """The session's on_success(op) and on_failure(op, code, text) alike."""
@@ -349,7 +363,7 @@ class Spool:
             self.failures += 1
             return self._retry("cannot move %s: %s" % (name, errno_text(exc)))
         self._note(None)
-        self._begun = None
+        self._forget(name)
         self.sent += 1
         self.bytes += self._size
         self._moved = True
@@ -357,15 +371,17 @@ class Spool:
         self._say("sent " + name)
         self._next()
 
-    def _note(self, entry):
-        """Write the journal (entry None: remove it); errors are harmless (see the rules)."""
+    def _note(self, name):
+        """Name the scan in flight in the journal (None: remove it); errors are harmless (see
+        the rules)."""
+        self._named = name
         path = self._dir + JOURNAL
         try:
-            if entry is None:
+            if name is None:
                 os.remove(path)
             else:
                 with open(path + ".tmp", "w") as f:
-                    f.write(entry)
+                    f.write("%d %s" % (self._size, name))
                 _replace(path + ".tmp", path)
         except OSError:
             pass

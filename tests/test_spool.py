@@ -362,6 +362,17 @@ def test_each_crash_point_left_on_disk_is_recovered(server_class, tmp_path):
     assert os.listdir(spool) == []
 
 
+def test_scans_cut_one_after_another_all_resume(tmp_path):
+    # two scans, each upload cut after 100 KB with a 551 (that scan only: the pass goes on to
+    # the other): each must resume its own bytes, though the journal names only the last
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [300000, 300000])
+    with PyFTPD(drop_after=100000, drop_every=True, drop_reply="551 Transfer cut.") as srv:
+        job = run_job(srv.url, str(spool), deadline_ms=20000)
+        assert (job.sent, job.left) == (2, 0) and job.failures <= 6
+        assert_delivered(srv.home, scans)
+
+
 @pytest.mark.parametrize("refused", [0, 1], ids=["at-once", "first-STOR-refused"])
 def test_a_journaled_scan_that_changed_is_sent_whole_even_when_its_part_cannot_be_deleted(tmp_path, refused):
     # the journal names a scan whose size has changed since (a name reused after a crash), and
