@@ -170,6 +170,17 @@ def test_the_board_own_code_runs_in_place_and_costs_little_heap(board):
     assert ok(mpremote(board.url, "exec", "import vfs; print([m[1] for m in vfs.mount()])")).split() == ["['/']"]
 
 
+def test_a_firmware_cache_another_user_could_write_is_refused(tmp_path, monkeypatch):
+    # the board's firmware image is cached in the temporary folder: one others may write to
+    # could hold a firmware of theirs, so the board does not start from it
+    cache = tmp_path / ("ulnet-boot-%d" % os.getuid())
+    cache.mkdir()
+    cache.chmod(0o777)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the supervisor's temporary folder
+    with pytest.raises(BoardError, match="writable by another user"):
+        Board(heap="64K").start()
+
+
 def test_two_boards_are_independent(tmp_path):
     with Board(flash=str(tmp_path / "one")) as one, Board(flash=str(tmp_path / "two")) as two:
         assert one.url != two.url

