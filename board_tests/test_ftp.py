@@ -3,12 +3,12 @@ host's pyftpdlib; the host then checks the bytes (board_tests/conftest.py: ftp_u
 
 The file is written here first, in 1 KB blocks of a pattern the host recomputes (the same
 formula as conftest.upload_block). This file runs on a board of its own (HEAP, DEPLOY): 1 KB
-over the smallest heap where the whole test passes (36 KB) on the 64-bit unix port (32-byte GC
+over the smallest heap where the whole test passes (37 KB) on the 64-bit unix port (32-byte GC
 blocks, 8-byte pointers), so that a few bytes more elsewhere do not turn it into an out-of-memory
 failure; the board's own 2.9 KB and the test harness are part of it. Issue 4 asks for 32 KB, see
 benchmarks/board_heap.py for where the heap goes."""
 
-HEAP = "37K"
+HEAP = "38K"
 DEPLOY = "romfs"
 DEADLINE_S = 120
 
