@@ -34,7 +34,8 @@ Rules:
       start, never resumed onto the old bytes (even where DELE is refused, or the new upload
       fails before its data flows: the journal keeps the old size until then).
   Without a journal (lost, torn, flash full) every outcome is still right, only slower: a scan
-  already on the server is sent again and replaces itself. So journal write errors are ignored.
+  already on the server is sent again and replaces itself. So journal write errors are ignored,
+  and so is a journal that does not name a plain scan of the spool (a "../" or a NUL in it).
 - Failures never drop a scan. The status line says why, and the job retries with capped
   exponential backoff (timers, never sleeps) until its deadline. A refusal of one scan (5xx,
   or a failed data connection) moves on to the next; anything else (unreachable, login refused,
@@ -50,6 +51,7 @@ import os
 
 from ulnet.errors import errno_of, errno_text
 from ulnet.ftp.ops import temp_name
+from ulnet.ftp.parse import is_digits
 from ulnet.ftp.session import FTPSession
 from ulnet.ftp.url import parse_url, redact
 
@@ -73,6 +75,13 @@ def _size(path):
         return os.stat(path)[6]
     except OSError:
         return -1
+
+
+def _is_scan(name):
+    """True for the name of a scan: a plain name in the spool folder, not hidden, not sent/ or
+    bad/, without a character FTP cannot carry (NUL also makes os.stat raise ValueError)."""
+    return (name != "" and name[0] != "." and name != SENT and name != BAD and "/" not in name
+            and "\r" not in name and "\n" not in name and "\0" not in name)
 
 
 def _mkdir(path):
@@ -196,9 +205,14 @@ class Spool:
         try:
             with open(self._dir + JOURNAL) as f:
                 size, name = f.read(512).split(" ", 1)
-            size = int(size)
         except (OSError, ValueError):
-            return self._next()  # none, or torn by a crash on a host: the safe (slower) path
+            size = name = ""
+        # none, torn by a crash on a host, or not naming a plain scan of the spool (whatever can
+        # drop scans here can write it: "../x" must not make the job upload and delete a file
+        # elsewhere): ignored, the safe (slower) path
+        if not is_digits(size) or not _is_scan(name):
+            return self._next()
+        size = int(size)
         self._name, self._size, self._uploaded = name, size, False
         self._named = name
         remote = self._prefix + name
@@ -246,7 +260,7 @@ class Spool:
         path = self._dir + name
         try:
             st = os.stat(path)
-            if "\r" in name or "\n" in name or "\0" in name:
+            if not _is_scan(name):  # a listed name has no "/": the rest is CR, LF or NUL
                 why = "CR, LF or NUL in its name"
             elif st[0] & S_IFMT != S_IFREG:
                 why = "not a regular file"

@@ -362,6 +362,36 @@ def test_each_crash_point_left_on_disk_is_recovered(server_class, tmp_path):
     assert os.listdir(spool) == []
 
 
+def test_a_journal_with_a_nul_byte_is_ignored_and_the_job_ends(pyftpd, tmp_path):
+    # os.stat raises ValueError (not OSError) for a NUL in a path: an unusable journal must be
+    # ignored as a torn one is, not stop the job before its first scan, at every restart
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [300, 20])
+    (spool / JOURNAL).write_bytes(b"300 scan000\0.csv")
+    job = run_job(pyftpd.url, str(spool), deadline_ms=5000)
+    assert job.status.startswith("done: 2 sent") and job.failures == 0, job.lines
+    assert_delivered(pyftpd.home, scans)
+    assert os.listdir(spool) == []
+
+
+@pytest.mark.parametrize("named", ["../outside.txt", "/etc/outside.txt", "sent", ".journal.tmp", "a\nb"])
+def test_a_journal_naming_no_plain_scan_of_the_spool_is_ignored(pyftpd, tmp_path, named):
+    # whatever can drop scans into the spool can write the journal: it must not make the job
+    # upload, SIZE-check and delete a file outside the spool (or anything but a scan)
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [300])
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"not a scan" * 3)
+    (spool / JOURNAL).write_text("30 " + named)
+    os.mkdir(os.path.join(pyftpd.home, DEVICE + "-.."))  # so "DEVICE-../outside.txt" could be stored
+    job = run_job(pyftpd.url, str(spool), deadline_ms=5000, keep=True)
+    assert job.status.startswith("done: 1 sent") and job.failures == 0, job.lines
+    assert outside.read_bytes() == b"not a scan" * 3
+    os.rmdir(os.path.join(pyftpd.home, DEVICE + "-.."))  # empty: nothing went there
+    assert_delivered(pyftpd.home, scans)
+    assert sorted(os.listdir(spool)) == ["sent"]
+
+
 def test_scans_cut_one_after_another_all_resume(tmp_path):
     # two scans, each upload cut after 100 KB with a 551 (that scan only: the pass goes on to
     # the other): each must resume its own bytes, though the journal names only the last
