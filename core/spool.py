@@ -51,7 +51,6 @@ import os
 
 from ulnet.errors import errno_of, errno_text
 from ulnet.ftp.ops import temp_name
-from ulnet.ftp.parse import is_digits
 from ulnet.ftp.session import FTPSession
 from ulnet.ftp.url import parse_url, redact
 
@@ -115,6 +114,23 @@ def pending(folder):
     return files, total
 
 
+def _check(url, folder, device_id):
+    """The URL's path; ValueError naming the (config key of the) first bad value, never quoting
+    the password."""
+    for key, value in (("url", url), ("spool", folder), ("device_id", device_id)):
+        if type(value) is not str:
+            raise ValueError(key + " must be a string")
+    try:
+        path = parse_url(url)[4]
+    except ValueError as exc:  # its text quotes the URL redacted
+        raise ValueError("url: %s" % exc) from None
+    if not _is_scan(device_id):  # the rules of a scan name: it starts every remote name
+        raise ValueError("device_id must be a name without '/', CR, LF or NUL")
+    if not folder.strip("/") or "\0" in folder:
+        raise ValueError("spool must be a folder other than /, without NUL")
+    return path
+
+
 class Spool:
     """The upload job on an eventer: `start()`, then run the eventer until `done`.
 
@@ -129,12 +145,7 @@ class Spool:
     backoff_max_ms = 60000  # up to this: a scanner on flaky Wi-Fi still tries every minute
 
     def __init__(self, eventer, url, folder, device_id, keep=False, deadline_ms=600000):
-        path = parse_url(url)[4]  # ValueError naming what is wrong, never quoting the password
-        d = device_id
-        if not d or d[0] == "." or "/" in d or "\r" in d or "\n" in d or "\0" in d:
-            raise ValueError("device id must be a name without '/', CR, LF or NUL")
-        if not folder.strip("/"):
-            raise ValueError("the spool folder cannot be /")
+        path = _check(url, folder, device_id)
         self.eventer, self.folder, self.keep, self.deadline_ms = eventer, folder, keep, deadline_ms
         self._url = url
         self._dir = folder.rstrip("/") + "/"  # paths are self._dir + name
@@ -210,7 +221,7 @@ class Spool:
         # none, torn by a crash on a host, or not naming a plain scan of the spool (whatever can
         # drop scans here can write it: "../x" must not make the job upload and delete a file
         # elsewhere): ignored, the safe (slower) path
-        if not is_digits(size) or not _is_scan(name):
+        if not size.encode().isdigit() or not _is_scan(name):  # digits int() takes on both runtimes
             return self._next()
         size = int(size)
         self._name, self._size, self._uploaded = name, size, False
@@ -406,24 +417,48 @@ class Spool:
             self.on_status(text)
 
 
+def check_config(cfg):
+    """The values of a device config (the JSON object of /ulnet.json), checked, in Spool's
+    argument order: (url, folder, device_id, keep, deadline_ms). Keys: "url"
+    (ftp://user:password@host/dir) and "device_id", optional "spool" (default "/spool"), "keep"
+    (false), "deadline_s" (600). Raises ValueError naming the first bad, missing or unknown key
+    (a typo'd "keep" must not delete the scans); its text never quotes the password."""
+    if not isinstance(cfg, dict):
+        raise ValueError("not a JSON object")
+    for key in cfg:
+        if key not in ("url", "spool", "device_id", "keep", "deadline_s"):
+            raise ValueError("unknown key " + redact(key))
+    for key in ("url", "device_id"):
+        if key not in cfg:
+            raise ValueError("missing " + key)
+    url, folder, device_id = cfg["url"], cfg.get("spool", "/spool"), cfg["device_id"]
+    _check(url, folder, device_id)
+    keep, s = cfg.get("keep", False), cfg.get("deadline_s", 600)
+    if keep is not True and keep is not False:  # "no" would count as true
+        raise ValueError("keep must be true or false")
+    # at most 5 days: a board's millisecond ticks wrap at 2**30 and take deltas up to half that
+    if type(s) not in (int, float) or not 0.001 <= s <= 432000:  # NaN fails too
+        raise ValueError("deadline_s must be 0.001 to 432000 (seconds)")
+    return url, folder, device_id, keep, int(s * 1000)
+
+
 def run_from_config(path="/ulnet.json", on_status=print):
-    """Run the job a JSON config describes until the spool is empty or its deadline passes;
-    returns the job (its counters and status). Config keys: "url" (ftp://user:password@host/dir),
-    "device_id", and optional "spool" (default "/spool"), "keep" (false), "deadline_s" (600)."""
+    """Run the job a JSON config describes (see check_config) until the spool is empty or its
+    deadline passes; returns the job (its counters and status)."""
     from ulnet.eventer import Eventer
 
     try:
         with open(path) as f:
             cfg = json.loads(f.read())
-        url, device_id = cfg["url"], cfg["device_id"]
-    except KeyError as exc:
-        raise ValueError("config %s: missing %s" % (path, exc)) from None
-    except (OSError, ValueError, TypeError):  # never quote the file: it holds the password
-        raise ValueError("config %s: unreadable, or not a JSON object" % path) from None
+    except (OSError, ValueError, RuntimeError):  # RecursionError too; never quote the file
+        raise ValueError("config %s: unreadable, or not JSON" % path) from None
+    try:
+        args = check_config(cfg)
+    except ValueError as exc:
+        raise ValueError("config %s: %s" % (path, exc)) from None
     ev = Eventer()
     try:
-        job = Spool(ev, url, cfg.get("spool", "/spool"), device_id, cfg.get("keep", False),
-                    int(cfg.get("deadline_s", 600) * 1000))
+        job = Spool(ev, *args)
         job.on_status = on_status
         job.start()
         # the job's own deadline ends it first; this bound only guards against a stuck loop

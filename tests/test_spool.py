@@ -16,7 +16,7 @@ import pytest
 import ulnet
 import upy
 from servers.ftp import PyFTPD, VSFTPD
-from ulnet.spool import JOURNAL, Spool, pending, run_from_config
+from ulnet.spool import JOURNAL, Spool, check_config, pending, run_from_config
 
 DEVICE = "SCN042"
 
@@ -183,17 +183,78 @@ def test_config_errors_are_one_clear_line_without_secrets(tmp_path):
     with pytest.raises(ValueError) as bad_json:
         run_from_config(config)
     write_config(config, url="ftp://u:TOPSECRET@h/")
-    with pytest.raises(ValueError, match="missing 'device_id'"):
+    with pytest.raises(ValueError, match=": missing device_id$"):
         run_from_config(config)
     write_config(config, url="ftp://u:TOPSECRET@h:port/", device_id="D")
     with pytest.raises(ValueError) as bad_url:
         run_from_config(config)
     write_config(config, url="ftp://u:p@h/", device_id="a/b")
-    with pytest.raises(ValueError, match="device id"):
+    with pytest.raises(ValueError, match="device_id must be a name"):
         run_from_config(config)
     for error in (bad_json, bad_url):
         assert "TOPSECRET" not in str(error.value)
     assert "bad port" in str(bad_url.value)
+
+
+# a config whose values are each right, and one wrong value per case: (key, value, its text)
+GOOD_CONFIG = {"url": "ftp://u:TOPSECRET@127.0.0.1:9/in", "device_id": "D", "spool": "spool",
+               "keep": False, "deadline_s": 5}
+BAD_CONFIG = [
+    ("deadline_s", "1", '"1"'),  # was int("1" * 1000): a job that never ends
+    ("deadline_s", 1e30, "1e30"), ("deadline_s", 0, "0"), ("deadline_s", -1, "-1"),
+    ("deadline_s", None, "NaN"), ("deadline_s", True, "true"), ("deadline_s", 432001, "432001"),
+    ("keep", "no", '"no"'), ("keep", 0, "0"), ("url", 21, "21"), ("url", None, '"ftp://u:TOPSECRET@h:2x/"'),
+    ("device_id", ["D"], '["D"]'), ("device_id", ".D", '".D"'), ("spool", {}, "{}"), ("spool", "/", '"/"'),
+    ("spool", None, '"sp\\u0000ool"'), ("deadline", None, "600"),
+]
+
+
+def config_text(key, text):
+    """GOOD_CONFIG as JSON with key's value written as text (NaN and \u0000 are spelled out)."""
+    fields = ['"%s": %s' % (k, json.dumps(v)) for k, v in GOOD_CONFIG.items() if k != key]
+    return "{%s}" % ", ".join(fields + ['"%s": %s' % (key, text)])
+
+
+@pytest.mark.parametrize("key, value, text", BAD_CONFIG, ids=[case[0] + "=" + case[2] for case in BAD_CONFIG])
+def test_each_config_value_is_type_and_range_checked(tmp_path, key, value, text):
+    # one ValueError naming the key, before anything runs (never a job that runs for ever, an
+    # AttributeError or a truthy "no"), and never the password
+    config = tmp_path / "ulnet.json"
+    config.write_text(config_text(key, text))
+    with pytest.raises(ValueError) as error:
+        run_from_config(str(config))
+    message = str(error.value)
+    assert message.startswith("config %s: " % config) and key in message, message
+    assert "TOPSECRET" not in message and "\n" not in message
+
+
+def test_a_config_nested_too_deep_or_not_an_object_is_a_value_error(tmp_path):
+    config = tmp_path / "ulnet.json"
+    for text, says in (("[" * 100000 + "]" * 100000, "unreadable, or not JSON"), ('["ftp://u:TOPSECRET@h/"]', "not a JSON object")):
+        config.write_text(text)
+        with pytest.raises(ValueError) as error:
+            run_from_config(str(config))
+        assert str(error.value) == "config %s: %s" % (config, says)
+
+
+def test_the_config_check_says_the_same_under_micropython(tmp_path):
+    # check_config runs on the board: bool is an int and NaN parses differently there, so the
+    # same texts must come out of both runtimes
+    cases = [config_text(key, text) for key, value, text in BAD_CONFIG if text != "NaN"]
+    cases.append(config_text("deadline_s", "4.5"))
+
+    code = ("import json, ulnet.spool\nfor text in %r:\n    try:\n        print(repr(ulnet.spool.check_config(json.loads(text))))\n"
+            "    except ValueError as exc:\n        print(exc)\n" % cases)
+    done = upy.run(code, heap="256K")
+    assert done.returncode == 0, done.stdout + done.stderr
+    here = []
+    for text in cases:
+        try:
+            here.append(repr(check_config(json.loads(text))))
+        except ValueError as exc:
+            here.append(str(exc))
+    assert done.stdout.splitlines() == here
+    assert here[-1] == repr(("ftp://u:TOPSECRET@127.0.0.1:9/in", "spool", "D", False, 4500))
 
 
 def test_missing_spool_folder_is_an_error_before_anything_is_sent(pyftpd, tmp_path):
@@ -618,4 +679,4 @@ def test_the_job_holds_no_more_heap_per_scan_under_micropython(pyftpd, tmp_path)
     assert status.startswith("done: 150 sent")
     count, at_10th, most = json.loads(seen)
     assert count == 150 and most <= at_10th + 256, (at_10th, most)
-    assert int(imported) < 10000  # bytes of heap for the module (compiled from .py here)
+    assert int(imported) < 11500  # bytes of heap for the module (compiled from .py here; 11.1 KB)
