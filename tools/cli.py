@@ -8,7 +8,7 @@ import argparse
 import sys
 
 # subcommand modules, in help order; each provides add_parser(subparsers) and run(args)
-_COMMANDS = ("demo", "upload", "board", "deploy", "hil")
+_COMMANDS = ("demo", "upload", "board", "deploy", "hil", "firmware")
 
 
 def build_parser():
