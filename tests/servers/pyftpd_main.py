@@ -8,13 +8,18 @@ Faults a real server produces but will not produce on demand:
   every upload's is, and --drop-reply is the final reply then (default the 426 pyftpdlib gives
   when the link really breaks; a 5xx makes it a failure of that one file);
 - --refuse-stor N: the first N STOR commands are answered "451" (a transient refusal), before
-  any data flows.
+  any data flows;
+- --delay-ms D: every reply reaches the client D ms after the server sent it, as over a link
+  whose round trip is D (the replies are held in order, not the server: commands sent together
+  are answered together, as on a real link); data connections are not delayed.
 """
 
 import argparse
+import collections
 import errno
 import os
 import sys
+import time
 
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.filesystems import AbstractedFS
@@ -41,6 +46,40 @@ class QuotaFile:
         return getattr(self._f, name)
 
 
+class Delayed(FTPHandler):
+    """A control connection whose replies travel delay_s: each is held that long after the
+    server sent it, in order (one timer at a time, so replies never overtake each other)."""
+
+    delay_s = 0
+
+    def __init__(self, *args, **kwargs):
+        self._held = collections.deque()  # (due, bytes), oldest first
+        self._timer = None
+        self._close_after = False
+        super().__init__(*args, **kwargs)
+
+    def push(self, data):
+        self._held.append((time.monotonic() + self.delay_s, data))
+        if self._timer is None:
+            self._timer = self.call_later(self.delay_s, self._release)
+
+    def _release(self):
+        self._timer = None
+        now = time.monotonic()
+        while self._held and self._held[0][0] <= now:
+            FTPHandler.push(self, self._held.popleft()[1])
+        if self._held:
+            self._timer = self.call_later(max(0, self._held[0][0] - now), self._release)
+        elif self._close_after:
+            FTPHandler.close_when_done(self)
+
+    def close_when_done(self):
+        if self._held:
+            self._close_after = True  # after the held replies, as the server meant
+        else:
+            super().close_when_done()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", required=True)
@@ -53,6 +92,7 @@ def main():
     parser.add_argument("--drop-reply", default="426 Transfer aborted; connection reset.")
     parser.add_argument("--refuse-stor", type=int, default=0)
     parser.add_argument("--perm", default="elradfmwMT", help="pyftpdlib's permission letters for the user")
+    parser.add_argument("--delay-ms", type=int, default=0, help="hold every reply this long")
     args = parser.parse_args()
 
     authorizer = DummyAuthorizer()
@@ -93,7 +133,9 @@ def main():
 
     refused = [0]
 
-    class Handler(FTPHandler):
+    class Handler(Delayed if args.delay_ms else FTPHandler):
+        delay_s = args.delay_ms / 1000
+
         def ftp_STOR(self, file, mode="w"):
             if refused[0] < args.refuse_stor:
                 refused[0] += 1
@@ -109,7 +151,8 @@ def main():
     server = FTPServer(("127.0.0.1", args.port), Handler)
     server.max_cons = 256
     print("PORT %d" % server.address[1], flush=True)
-    server.serve_forever(timeout=0.5)
+    # without a timeout the loop wakes for each held reply on time (with one, it polls that long)
+    server.serve_forever(timeout=None if args.delay_ms else 0.5)
 
 
 if __name__ == "__main__":
