@@ -7,7 +7,12 @@ resumes once it is up. It raises FTPError to fail, returns to succeed, and sets 
 Rules: a local file that is missing or unreadable fails the operation before anything is sent;
 an atomic upload goes to `.NAME.part` in the same directory and is renamed only after the final
 226/250, so the server never shows a partial file under the real name; a resumed upload asks
-SIZE of that file and continues with REST+STOR (APPE when REST is refused). This module holds
+SIZE of that file and continues with REST+STOR (APPE when REST is refused). A verified upload
+ends with SIZE of the final name, sent in one group with RNFR and RNTO (one round trip where
+the session pipelines): it succeeds only when the server holds as many bytes as the file. RNTO
+goes even after a refused RNFR (the server answers 503), so a group never leaves a server
+holding a pending RNFR that a later RNTO could complete. An operation yields a tuple of verbs
+(and one of arguments) for a group and gets back the list of its final replies. This module holds
 what a session and an upload need; extra.py (downloads, listings, active mode) loads on first use.
 """
 
@@ -87,7 +92,7 @@ def temp_name(remote):
     return remote[:at] + "." + remote[at:] + ".part"
 
 
-def upload(session, op, local, remote, atomic, resume):
+def upload(session, op, local, remote, atomic, resume, verify):
     try:
         f = open(local, "rb")
     except OSError as exc:  # missing or unreadable: fail before anything is sent
@@ -123,11 +128,32 @@ def upload(session, op, local, remote, atomic, resume):
                     yield ("DELE", target)  # so the next attempt starts over
                     raise FTPError(None, "resumed upload of %s: the server holds %d bytes, not %d; "
                                    "its partial file is removed" % (remote, got, size), op.name)
-            check(op, (yield ("RNFR", target)), 3)
-            check(op, (yield ("RNTO", remote)))
+        yield from finish(op, remote, target if atomic else None, size if verify else -1)
         op.result = sent
     finally:
         f.close()
+
+
+def finish(op, remote, part, size):
+    """The end of an upload, one command group: RNFR part and RNTO remote (when part), then
+    SIZE remote (when size >= 0), which must be size."""
+    verbs, args = ("RNFR", "RNTO"), (part, remote)
+    if part is None:
+        verbs = args = ()
+    if size >= 0:
+        verbs, args = verbs + ("SIZE",), args + (remote,)
+    if not verbs:
+        return
+    replies = yield (verbs, args)
+    if part is not None:
+        check(op, replies[0], 3)
+        check(op, replies[1])
+    if size >= 0:
+        reply = replies[-1]
+        check(op, reply)
+        got = parse_size(reply.text)
+        if got != size:
+            raise FTPError(None, "%s: the server has %d bytes, not %d" % (remote, got, size), op.name)
 
 
 def transfer(session, op, verb, arg, f, done, total, up):

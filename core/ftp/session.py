@@ -8,7 +8,11 @@ Rules:
   on_failure(op, code, text), in queue order. `code` is the server's reply code, or None for a
   local or transport failure.
 - One command in flight at a time: a reply always belongs to the command just sent, so a failed
-  transfer can never shift later replies onto the wrong commands.
+  transfer can never shift later replies onto the wrong commands. The one exception is a group
+  an operation asks for (an upload's RNFR, RNTO, SIZE): no transfer in it, its commands sent
+  together when `pipeline` is on, their replies matched in order by the machine's FIFO. A
+  group whose replies do not all come (the control connection lost, closed or silent) turns
+  `pipeline` off, and the session sends groups one command at a time from then on.
 - Operations are generators (ops.py, extra.py). A transfer is complete only when both the data
   stream ended and the final reply arrived, in either order.
 - Passive by default (EPSV, then PASV); the data connection goes to the control connection's
@@ -39,6 +43,7 @@ class FTPSession:
     passive = True
     trust_pasv_address = False
     use_sendfile = True  # uploads through the port's sendfile where it has one (the desktop)
+    pipeline = True  # send an operation's command group at once (off: one at a time)
 
     def __init__(self, eventer, buf=None):
         """buf: the chunk buffer (default: a new bytearray of the port's RECV_SIZE). A board
@@ -52,6 +57,10 @@ class FTPSession:
         # _scanning: inside _run's loop; _keepalive: a NOOP of ours is in flight
         self._scanning = self._keepalive = False
         self._epsv = True
+        # a command group in flight: _batch, the final replies so far (None: no group); _want,
+        # how many it has; _group, (verbs, args) when its commands go one at a time
+        self._batch = self._group = None
+        self._want = 0
         self._error = None  # (code, text) that ended the last session, for operations after it
         self._conn = conn = TCP(eventer)
         conn.on_can_send = self._ready
@@ -72,9 +81,10 @@ class FTPSession:
         op = Op("connect", (host, port, user))
         return self._add(op, login(self, op, host, port, user, password))
 
-    def put(self, local, remote=None, atomic=True, resume=True):
-        """Upload a local file; op.result is the number of bytes sent this time."""
-        op = Op("put", (local, remote or local.rsplit("/", 1)[-1], atomic, resume))
+    def put(self, local, remote=None, atomic=True, resume=True, verify=False):
+        """Upload a local file; op.result is the number of bytes sent this time. verify: the
+        upload succeeds only when SIZE of the remote file then equals the local size."""
+        op = Op("put", (local, remote or local.rsplit("/", 1)[-1], atomic, resume, verify))
         return self._add(op, upload(self, op, *op.args))
 
     def size(self, name):
@@ -150,13 +160,15 @@ class FTPSession:
             self._dsock = self._conn.connect(arg[0], arg[1], self.connect_timeout_ms)
         elif verb == "":
             self._timer.restart(self.connect_timeout_ms + self.reply_timeout_ms)  # the greeting
+        elif type(verb) is tuple:
+            self._send_group(verb, arg)
         else:
             self._command(verb, arg)
 
     def _settle(self, op, code, text):
         """Finish op and report it, once (success when text is None); start the next one."""
         if op is self._op:
-            self._op = self._xfer = self._dsock = None
+            self._op = self._xfer = self._dsock = self._batch = self._group = None
             for sock in self._conn.sockets + self._conn.listeners:
                 if sock is not self._ctl:
                     sock.disconnect()  # data connections and active-mode listeners
@@ -177,10 +189,13 @@ class FTPSession:
     def close(self, why="closed by the user"):
         """Abort: close the control connection now and fail the running and every queued
         operation (each once, with `why`). The session can connect again afterwards."""
+        self._batch = None  # not the server's fault: pipelining stays as it is
         self._fail(why)
 
     def _fail(self, text, code=None):
         """The control connection is gone: fail the running and every queued operation."""
+        if self._batch is not None and self._group is None:
+            self.pipeline = False  # a group sent at once got no (full) answer: maybe the cause
         self._close()
         self._error = (code, text)
         ops = ([self._op] if self._op else []) + self._pending
@@ -201,11 +216,27 @@ class FTPSession:
             self._ctl = None
 
     def _command(self, verb, arg):
-        data = self._proto.send(verb, arg)
+        self._send(self._proto.send(verb, arg))
+
+    def _send(self, data):
         self._timer.restart(self.reply_timeout_ms)
-        # a command is far smaller than any socket buffer
+        # a command (or a group of a few) is far smaller than any socket buffer
         if self._ctl.send(data) != len(data):
             self._fail("control connection cannot take a %d-byte command" % len(data))
+
+    def _send_group(self, verbs, args):
+        """Send an operation's command group: at once with `pipeline` (one write, the replies
+        matched in order), else one command per reply. The operation resumes with the list
+        of their final replies."""
+        self._batch, self._want = [], len(verbs)
+        if self.pipeline:
+            data = b""
+            for i in range(len(verbs)):
+                data += self._proto.send(verbs[i], args[i])
+            self._send(data)
+        else:
+            self._group = (verbs, args)
+            self._command(verbs[0], args[0])
 
     def _read(self, sock):
         """on_receive: a reply (or part of one) on the control connection, or data."""
@@ -251,8 +282,18 @@ class FTPSession:
                 xfer.pump(self, self._dsock)  # an upload starts sending
         elif not reply.final:
             self._timer.restart(self.reply_timeout_ms)
+        elif self._batch is not None and len(self._batch) + 1 < self._want:
+            self._batch.append(reply)  # more replies of the group to come
+            if self._group is None:
+                self._timer.restart(self.reply_timeout_ms)
+            else:
+                n = len(self._batch)
+                self._command(self._group[0][n], self._group[1][n])
         else:
             self._timer.cancel()
+            if self._batch is not None:
+                self._batch.append(reply)
+                reply, self._batch, self._group = self._batch, None, None
             self._step(reply)
 
     def _deadline(self):
