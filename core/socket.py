@@ -23,8 +23,6 @@ States (`state`, a str): "connecting" (connect() issued, outcome not known yet),
 round; the OS handle goes at the end of the round), "closed" (gone; calls return 0).
 """
 
-import errno
-
 from ulnet.errors import TimeoutError, endpoint, net_error
 
 try:
@@ -215,9 +213,10 @@ class Socket:
         while addrs:
             raw = port.open(addrs[0][0], port.STREAM)
             code = port.connect(raw, addrs[0][1])
-            # 0, or "under way" (EAGAIN: lwIP boards). Even an immediate success waits for
-            # its hint: on_connect always comes from the loop, never from inside connect()
-            if code == 0 or code == errno.EINPROGRESS or code == errno.EAGAIN:
+            # 0 (connected) or None (under way: the port knows its runtime's words for it,
+            # EINPROGRESS, Winsock's WSAEWOULDBLOCK, lwIP's EAGAIN). Even an immediate success
+            # waits for its hint: on_connect always comes from the loop, never from connect()
+            if not code:
                 self._raw = raw
                 port.register(raw, self, READ | WRITE)
                 return

@@ -20,6 +20,7 @@ shared with every port.
 
 import select
 
+from ulnet.ports.ce_socket import WSAEWOULDBLOCK
 from ulnet.ports.ce_source import FD_ACCEPT, FD_CLOSE, FD_CONNECT, FD_READ, FD_WRITE, EmulatedSource
 from ulnet.ports.desktop import ERROR, HANGUP, READ, WRITE, DesktopPort
 
@@ -100,14 +101,19 @@ class Port(DesktopPort):
     # -- socket calls, with their re-enabling side ------------------------------------------------
 
     def open(self, family, kind):
-        raw = super().open(family, kind)
+        # the source makes the sockets: Winsock's own on a device, emulated ones here
+        raw = self.source.socket(family, kind)
+        raw.setblocking(False)
         if kind == self.DGRAM:
             self._kinds[raw.fileno()] = "datagram"
         return raw
 
     def connect(self, raw, sockaddr):
         self._kinds[raw.fileno()] = "connecting"
-        return super().connect(raw, sockaddr)
+        code = raw.connect_ex(sockaddr)
+        # Winsock says "under way" with WSAEWOULDBLOCK and nothing else (connect on Microsoft
+        # Learn); on a device errno.EWOULDBLOCK is that number too
+        return None if code == WSAEWOULDBLOCK else code
 
     def connect_result(self, raw):
         code = super().connect_result(raw)

@@ -25,6 +25,8 @@ import random
 import select
 import socket
 
+from ulnet.ports.ce_socket import WinsockSocket
+
 # Winsock's FD_* bits
 FD_READ = 0x01
 FD_WRITE = 0x02
@@ -76,7 +78,10 @@ class EmulatedSource:
         # every fault decision, in order: the same seed and the same inputs give the same log
         self.log = []
 
-    # -- WSAAsyncSelect and closesocket -------------------------------------------------------
+    # -- socket, WSAAsyncSelect and closesocket ----------------------------------------------
+
+    def socket(self, family, kind):
+        return WinsockSocket(self, socket.socket(family, kind))
 
     def watch(self, raw, kind):
         fd = raw.fileno()

@@ -5,7 +5,8 @@ A port is the only place that knows its runtime's selector and socket API. Its c
   waits once and calls handle._hint(flags) for each ready handle, with the poll(2) bit values
   READ=1, WRITE=4, ERROR=8, HANGUP=16;
 - socket I/O that answers None for "would block" instead of raising, 0 bytes for end of stream,
-  and raises OSError for real failures; connect_result(raw, flags) decides a connect from the
+  and raises OSError for real failures; connect(raw, sockaddr) answers 0 (connected), None
+  (under way) or the errno of the failure; connect_result(raw) decides a connect from the
   system (SO_ERROR, then getpeername), never from the flags;
 - a millisecond clock: ticks_ms, ticks_diff, ticks_add.
 
@@ -32,6 +33,9 @@ _TO_SELECTORS = {
     READ | WRITE: selectors.EVENT_READ | selectors.EVENT_WRITE,
 }
 _FROM_SELECTORS = (0, READ, WRITE, READ | WRITE)
+# what a non-blocking connect_ex answers while the connect is under way: EINPROGRESS on POSIX,
+# WSAEWOULDBLOCK on Windows (there errno.EWOULDBLOCK is 10035, no alias of EAGAIN)
+_UNDER_WAY = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)
 
 
 class DesktopPort:
@@ -103,7 +107,8 @@ class DesktopPort:
         return raw
 
     def connect(self, raw, sockaddr):
-        return raw.connect_ex(sockaddr)
+        code = raw.connect_ex(sockaddr)
+        return None if code in _UNDER_WAY else code
 
     def connect_result(self, raw):
         code = raw.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)

@@ -92,7 +92,9 @@ class Port:
         try:
             raw.connect(sockaddr)
         except OSError as exc:
-            return exc.errno
+            code = exc.errno
+            # under way: EINPROGRESS (unix port), EAGAIN (lwIP boards)
+            return None if code == errno.EINPROGRESS or code == errno.EAGAIN else code
         return 0
 
     def connect_result(self, raw):

@@ -270,3 +270,25 @@ def greeting_session_with_deadline(ev):
         greeting_session(ev, deadline_ms=1500)
     except ulnet.TimeoutError as exc:
         raise AssertionError("hung: %s" % exc)
+
+
+# -- Winsock's answers ---------------------------------------------------------------------
+
+def test_connect_under_way_answers_wsaewouldblock_and_the_port_connects(pair):
+    """A non-blocking connect on Winsock answers WSAEWOULDBLOCK (10035), never EINPROGRESS; the
+    emulated socket does too, and a connect over the CE port completes on it (the core took
+    10035 for a failure: every connect failed on Windows)."""
+    listener, _, _ = pair
+    src = EmulatedSource()
+    raw = src.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setblocking(False)
+    assert raw.connect_ex(listener.getsockname()) == 10035
+    raw.close()
+    with ulnet.Eventer(port="ce", probe_ms=None) as ev:
+        tcp = ulnet.TCP(ev)
+        events = []
+        tcp.on_connect = lambda s: events.append("connect")
+        tcp.on_error = lambda s, e: events.append(e)
+        sock = tcp.connect("127.0.0.1", listener.getsockname()[1], timeout_ms=2000)
+        ev.run_until(lambda: events, 3000)
+        assert events == ["connect"] and sock.state == "connected"
