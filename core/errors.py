@@ -17,6 +17,9 @@ def errno_text(code):
     name = errno.errorcode.get(code) if code is not None and code >= 0 else str(code)
     if name is None:
         return "error %s" % code
+    if name[:3] == "WSA":
+        # CPython on Windows names socket errors by their Winsock names (10054: WSAECONNRESET)
+        name = name[3:]
     # keyed by name, since errno values differ between ports; one string, not a dict: on a
     # board every dict entry and every name costs heap
     texts = (

@@ -1,6 +1,7 @@
 """The CE port: the Winsock emulator follows the documented one-shot rules, and the core stays
 correct under every injected fault (the desktop port is the control)."""
 
+import errno
 import hashlib
 import os
 import socket
@@ -9,6 +10,7 @@ import pytest
 
 import ulnet
 from ulnet.ports.ce_source import FAULTS, FD_ACCEPT, FD_CLOSE, FD_CONNECT, FD_READ, FD_WRITE, EmulatedSource
+from ulnet.errors import errno_text, net_error
 from ulnet.socket import Socket
 
 SEEDS = int(os.environ.get("ULNET_CE_SEEDS", "100"))
@@ -56,8 +58,6 @@ def test_refused_connect_posts_its_error_once():
     raw.connect_ex(("127.0.0.1", port))
     src = EmulatedSource()
     src.watch(raw, "connecting")
-    import errno
-
     assert drain(src) == [(FD_CONNECT, errno.ECONNREFUSED)]
     assert drain(src) == []
     raw.close()
@@ -292,3 +292,12 @@ def test_connect_under_way_answers_wsaewouldblock_and_the_port_connects(pair):
         sock = tcp.connect("127.0.0.1", listener.getsockname()[1], timeout_ms=2000)
         ev.run_until(lambda: events, 3000)
         assert events == ["connect"] and sock.state == "connected"
+
+
+def test_winsock_error_names_read_as_their_posix_names(monkeypatch):
+    """CPython on Windows adds the WSA names last, so errno.errorcode[10054] is "WSAECONNRESET";
+    the error texts, keyed by the POSIX name, must find it all the same."""
+    monkeypatch.setitem(errno.errorcode, 10054, "WSAECONNRESET")
+    monkeypatch.setitem(errno.errorcode, 10061, "WSAECONNREFUSED")
+    assert errno_text(10054) == "connection reset by peer"
+    assert str(net_error(10061, "connect to", "10.0.0.5", 21)) == "connect to 10.0.0.5:21: connection refused"
