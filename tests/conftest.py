@@ -36,6 +36,14 @@ def ev():
     e.close()
 
 
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """The test CA and server certificates (tests/servers/certs.py), made once per worker."""
+    from servers.certs import Certs
+
+    return Certs(str(tmp_path_factory.mktemp("certs")))
+
+
 @pytest.fixture
 def micropython():
     """Run a snippet under the real MicroPython unix port; fails the test on a non-zero exit."""

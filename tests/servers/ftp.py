@@ -2,6 +2,13 @@
 
 Each is a context manager that starts the server, knows its URL and home folder, and always
 stops it. Ports are picked by the server (pyftpdlib) or probed free (vsftpd, pure-ftpd).
+
+FTPS (RFC 4217): `tls="explicit"` (AUTH TLS required before the login, every data connection
+TLS: the URL is ftpes://) or `tls="implicit"` (TLS from the first byte: ftps://), with `cert`,
+a certs.Pair (tests/servers/certs.py) the server presents. pure-ftpd as Debian builds it has no
+implicit TLS (a compile-time option that makes every connection implicit), so it takes
+explicit only; vsftpd keeps its default require_ssl_reuse=YES: a data connection that does not
+resume the control connection's TLS session is refused.
 """
 
 import os
@@ -18,6 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 USER = "scanner"
 PASSWORD = "s3cret"
 START_DEADLINE_S = 10
+SCHEMES = {None: "ftp", "explicit": "ftpes", "implicit": "ftps"}
 
 
 def free_port():
@@ -45,19 +53,29 @@ class PyFTPD:
     name = "pyftpdlib"
 
     def __init__(self, home=None, quota=0, drop_after=0, user=USER, password=PASSWORD, perm=None,
-                 drop_every=False, drop_reply=None, refuse_stor=0, delay_ms=0):
+                 drop_every=False, drop_reply=None, refuse_stor=0, delay_ms=0, tls=None, cert=None):
         self._tmp = None if home else tempfile.mkdtemp(prefix="ulnet-ftpd-")
         self.home = home or self._tmp
         self.user, self.password = user, password
         self.port = 0
+        self.tls = tls
+        fd, self._log = tempfile.mkstemp(prefix="ulnet-ftpd-commands-")
+        os.close(fd)
         self._args = ["--quota", str(quota), "--drop-after", str(drop_after)] + (["--perm", perm] if perm else [])
         self._args += (["--drop-every"] if drop_every else []) + (["--drop-reply", drop_reply] if drop_reply else [])
-        self._args += ["--refuse-stor", str(refuse_stor), "--delay-ms", str(delay_ms)]
+        self._args += ["--refuse-stor", str(refuse_stor), "--delay-ms", str(delay_ms), "--commands", self._log]
+        if tls:
+            self._args += ["--tls", tls, "--certfile", cert.cert, "--keyfile", cert.key]
         self.proc = None
 
     @property
     def url(self):
-        return "ftp://%s:%s@127.0.0.1:%d/" % (self.user, self.password, self.port)
+        return "%s://%s:%s@127.0.0.1:%d/" % (SCHEMES[self.tls], self.user, self.password, self.port)
+
+    def verbs(self):
+        """The verb of every command the server received so far (all its sessions), in order."""
+        with open(self._log) as f:
+            return f.read().split()
 
     def start(self):
         cmd = [sys.executable, os.path.join(HERE, "pyftpd_main.py"), "--home", self.home,
@@ -93,6 +111,7 @@ class PyFTPD:
 
     def __exit__(self, *exc):
         self.stop()
+        os.remove(self._log)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -102,7 +121,8 @@ class _Foreground:
     (read-only), whose subfolder upload/ (self.home) takes the uploads; stop() ends it and
     every per-session process it forked."""
 
-    def __init__(self, prefix):
+    def __init__(self, prefix, tls=None, cert=None):
+        self.tls, self.cert = tls, cert
         self._tmp = tempfile.mkdtemp(prefix=prefix)
         self.root = os.path.join(self._tmp, "root")
         self.home = os.path.join(self.root, "upload")
@@ -145,8 +165,8 @@ class VSFTPD(_Foreground):
     name = "vsftpd"
     EXE = "/usr/sbin/vsftpd"
 
-    def __init__(self):
-        super().__init__("ulnet-vsftpd-")
+    def __init__(self, tls=None, cert=None):
+        super().__init__("ulnet-vsftpd-", tls, cert)
         os.makedirs(os.path.join(self._tmp, "empty"))
         if os.geteuid() == 0:
             shutil.chown(self.home, "ftp")
@@ -155,7 +175,7 @@ class VSFTPD(_Foreground):
 
     @property
     def url(self):
-        return "ftp://anonymous:ulnet@127.0.0.1:%d/upload" % self.port
+        return "%s://anonymous:ulnet@127.0.0.1:%d/upload" % (SCHEMES[self.tls], self.port)
 
     def _config(self):
         pasv = free_port()
@@ -170,6 +190,12 @@ class VSFTPD(_Foreground):
             "xferlog_enable": "NO", "seccomp_sandbox": "NO", "max_clients": 200,
             "run_as_launching_user": "NO" if os.geteuid() == 0 else "YES",
         }
+        if self.tls:
+            # TLS for the login and every data connection; require_ssl_reuse stays at its
+            # default (YES)
+            lines.update({"ssl_enable": "YES", "allow_anon_ssl": "YES", "force_anon_logins_ssl": "YES",
+                          "force_anon_data_ssl": "YES", "rsa_cert_file": self.cert.pem,
+                          "implicit_ssl": "YES" if self.tls == "implicit" else "NO"})
         path = os.path.join(self._tmp, "vsftpd.conf")
         with open(path, "w") as f:
             for key, value in lines.items():
@@ -184,26 +210,29 @@ class PureFTPD(_Foreground):
     """pure-ftpd in the foreground, uploads by a virtual user into self.home (as VSFTPD's layout).
 
     Needs root (pure-ftpd switches to the user's uid at login). Debian's pure-ftpd and vsftpd
-    packages conflict, so the binaries are looked up on PATH: an unpacked .deb works too.
+    packages conflict, so the binaries are looked up on PATH, then in /opt/pure-ftpd, where
+    `./ulnet test` unpacks the .deb when it is missing (`apt-get download` + `dpkg-deb -x`).
     The user lives in a PureDB file of its own instead of anonymous login, which pure-ftpd
     serves from the system user "ftp"'s home (global state).
     """
 
     name = "pure-ftpd"
-    _PATH = os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin"
+    _PATH = os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin:/opt/pure-ftpd/usr/sbin:/opt/pure-ftpd/usr/bin"
     EXE, PW = shutil.which("pure-ftpd", path=_PATH), shutil.which("pure-pw", path=_PATH)
     UID = GID = 65534  # nobody/nogroup: owns the uploads, not root (pure-ftpd refuses uid 0)
     # SHA-512 crypt of PASSWORD with a fixed salt: pure-pw would hash with argon2, which costs
     # seconds at every login, inside the timed connect-to-226 of the benchmark
     HASH = "$6$ulnet$3EhAl/gu1TNJB86ugw7I4.jQl1MYtA5yfk224IG150QT70z3.lVGjbrEByyMk.iPrzow8tgl/nI8VGgfEZBVz0"
 
-    def __init__(self):
-        super().__init__("ulnet-pureftpd-")
+    def __init__(self, tls=None, cert=None):
+        if tls == "implicit":
+            raise ValueError("pure-ftpd as Debian builds it has no implicit TLS")
+        super().__init__("ulnet-pureftpd-", tls, cert)
         os.chown(self.home, self.UID, self.GID)
 
     @property
     def url(self):
-        return "ftp://%s:%s@127.0.0.1:%d/upload" % (USER, PASSWORD, self.port)
+        return "%s://%s:%s@127.0.0.1:%d/upload" % (SCHEMES[self.tls], USER, PASSWORD, self.port)
 
     def _puredb(self):
         passwd, pdb = os.path.join(self._tmp, "passwd"), os.path.join(self._tmp, "pureftpd.pdb")
@@ -216,7 +245,9 @@ class PureFTPD(_Foreground):
     def start(self):
         pasv = free_port()
         # -E no anonymous, -A chroot, -H no reverse DNS, -f none: no syslog, -c 200 clients as
-        # VSFTPD allows
+        # VSFTPD allows; with TLS, -Y 3: TLS required for the login and every data connection,
+        # -2 the certificate (and key) file
+        tls = ["-Y", "3", "-2", self.cert.pem] if self.tls else []
         return self._run([self.EXE, "-S", "127.0.0.1,%d" % self.port, "-p", "%d:%d" % (pasv, pasv + 200),
                           "-P", "127.0.0.1", "-l", "puredb:" + self._puredb(), "-E", "-A", "-H", "-f", "none",
-                          "-c", "200"])
+                          "-c", "200"] + tls)

@@ -12,6 +12,12 @@ Faults a real server produces but will not produce on demand:
 - --delay-ms D: every reply reaches the client D ms after the server sent it, as over a link
   whose round trip is D (the replies are held in order, not the server: commands sent together
   are answered together, as on a real link); data connections are not delayed.
+
+--commands FILE records the verb of every command received (one a line), so a test can check
+what a client sent, e.g. that no USER or PASS ever came in clear. --tls explicit|implicit with
+--certfile/--keyfile serves FTPS (pyftpdlib's TLS_FTPHandler, needs pyOpenSSL): explicit
+requires AUTH TLS before the login and PROT P before any data connection; implicit starts TLS
+on the first byte of every control connection.
 """
 
 import argparse
@@ -93,7 +99,18 @@ def main():
     parser.add_argument("--refuse-stor", type=int, default=0)
     parser.add_argument("--perm", default="elradfmwMT", help="pyftpdlib's permission letters for the user")
     parser.add_argument("--delay-ms", type=int, default=0, help="hold every reply this long")
+    parser.add_argument("--commands", help="append the verb of every command received to this file")
+    parser.add_argument("--tls", choices=("explicit", "implicit"))
+    parser.add_argument("--certfile")
+    parser.add_argument("--keyfile")
     args = parser.parse_args()
+    control, data = FTPHandler, DTPHandler
+    if args.tls and args.delay_ms:
+        parser.error("--delay-ms holds plain replies only: not with --tls")
+    if args.tls:
+        from pyftpdlib.handlers import TLS_DTPHandler, TLS_FTPHandler
+
+        control, data = TLS_FTPHandler, TLS_DTPHandler
 
     authorizer = DummyAuthorizer()
     authorizer.add_user(args.user, args.password, args.home, perm=args.perm)
@@ -108,17 +125,16 @@ def main():
 
     dropped = {"done": not args.drop_after}
 
-    class DTP(DTPHandler):
-        def handle_read(self):
-            super().handle_read()
+    class DTP(data):
+        def handle_read_event(self):
+            # the base class's: the TLS handshake, or DTPHandler.handle_read (which it aliases)
+            super().handle_read_event()
             if not dropped["done"] and self.tot_bytes_received >= args.drop_after:
                 dropped["done"] = not args.drop_every
                 # by default what pyftpdlib answers when the link really breaks (see
                 # DTPHandler.handle_error)
                 self._resp = (args.drop_reply, self.cmd_channel.log)
                 self.close()
-
-        handle_read_event = handle_read  # the base class aliases its own handle_read
 
         def handle_error(self):
             # pyftpdlib wraps a failed file write as _FileReadWriteError(err), which drops the
@@ -133,8 +149,21 @@ def main():
 
     refused = [0]
 
-    class Handler(Delayed if args.delay_ms else FTPHandler):
+    log = open(args.commands, "a") if args.commands else None
+
+    class Handler(Delayed if args.delay_ms else control):
         delay_s = args.delay_ms / 1000
+
+        def pre_process_command(self, line, cmd, arg):
+            if log is not None:
+                log.write(cmd + "\n")
+                log.flush()
+            return super().pre_process_command(line, cmd, arg)
+
+        def handle(self):
+            if args.tls == "implicit":
+                self.secure_connection(self.ssl_context)  # the banner waits for the handshake
+            super().handle()
 
         def ftp_STOR(self, file, mode="w"):
             if refused[0] < args.refuse_stor:
@@ -148,6 +177,9 @@ def main():
     Handler.dtp_handler = DTP
     Handler.passive_ports = None
     Handler.banner = "pyftpdlib ready"
+    if args.tls:
+        Handler.certfile, Handler.keyfile = args.certfile, args.keyfile
+        Handler.tls_control_required = Handler.tls_data_required = True
     server = FTPServer(("127.0.0.1", args.port), Handler)
     server.max_cons = 256
     print("PORT %d" % server.address[1], flush=True)
