@@ -44,6 +44,18 @@ def certs(tmp_path_factory):
     return Certs(str(tmp_path_factory.mktemp("certs")))
 
 
+@pytest.fixture(scope="session")
+def firmware32():
+    """The 32-bit unix port with ulnet frozen in (tools/firmware.py: built once, then cached);
+    skips, with the reason, where MicroPython's source or a 32-bit toolchain is missing."""
+    from ulnet.tools import firmware
+
+    try:
+        return firmware.default_firmware(32)
+    except firmware.FirmwareUnavailable as e:
+        pytest.skip(str(e))
+
+
 @pytest.fixture
 def micropython():
     """Run a snippet under the real MicroPython unix port; fails the test on a non-zero exit."""

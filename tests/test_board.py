@@ -244,3 +244,53 @@ def test_stop_ends_a_busy_board_and_removes_its_temporary_flash():
 def test_bad_heap_size_is_one_clear_error():
     with pytest.raises(BoardError, match="bad heap size '64q'"):
         Board(heap="64q")
+
+
+@pytest.mark.timeout(1200)  # the first test to ask for the firmware may have to build it
+def test_a_32_bit_firmware_with_ulnet_frozen_in_is_a_board(firmware32, tmp_path):
+    flash = tmp_path / "flash"
+    started = subprocess.run([ULNET, "board", "start", "--firmware", firmware32.path, "--heap", "24K",
+                              "--flash", str(flash)], capture_output=True, text=True, timeout=60)
+    url = started.stdout.strip()
+    assert started.returncode == 0 and url.startswith("socket://127.0.0.1:"), started.stderr
+    try:
+        # 4-byte words, a board's path with the frozen modules ahead of /lib, ulnet among them
+        probe = ("import sys, ulnet; print(sys.maxsize, sys.path, ulnet.__file__)")
+        assert ok(mpremote(url, "exec", probe)).split("\n")[0] == (
+            "%d ['', '.frozen', '/lib'] ulnet/__init__.py" % (2 ** 31 - 1))
+        # its heap is the one asked for, and its own code runs in place: on 32 bits a fresh
+        # board holds about 2.0 KB (2.9 KB on the 64-bit port), nothing mounted but /
+        sizes = ok(mpremote(url, "exec", "import gc, vfs; gc.collect(); print(gc.mem_alloc(), gc.mem_free(), "
+                            "[m[1] for m in vfs.mount()])")).split()
+        assert int(sizes[0]) < 2560 and 23 * 1024 < int(sizes[0]) + int(sizes[1]) <= 24 * 1024  # GC tables
+        assert sizes[2] == "['/']"
+        done = mpremote(url, "exec", "b = bytearray(24 * 1024)")
+        assert done.returncode != 0 and "MemoryError" in done.stdout
+        # its flash folder, a soft reset that runs boot.py, and a ROMFS partition run in place
+        (flash / "boot.py").write_text("booted = 'yes'\n")
+        ok(mpremote(url, "fs", "cp", str(flash / "boot.py"), ":copy.py"))
+        assert (flash / "copy.py").read_text() == "booted = 'yes'\n"
+        out = ok(mpremote(url, "exec", "x = 1", "soft-reset", "exec", "print('x' in globals(), booted)"))
+        assert out.strip() == "False yes"
+        romfs_from(tmp_path / "rom", {"lib/inrom.py": "where = __file__\n"}, flash / ".romfs")
+        assert ok(mpremote(url, "soft-reset", "exec", "import inrom; print(inrom.where)")).strip() == "/rom/lib/inrom.py"
+    finally:
+        subprocess.run([ULNET, "board", "stop", url], timeout=60)
+
+
+def romfs_from(tree, files, image):
+    """Write a ROMFS image (mpremote's own builder) holding files {path: source}."""
+    from mpremote.romfs import make_romfs
+
+    for path, text in files.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_text(text)
+    image.write_bytes(bytes(make_romfs(str(tree), mpy_cross=False)))
+
+
+def test_a_firmware_that_is_not_a_unix_port_binary_is_one_clear_error(tmp_path):
+    with pytest.raises(BoardError, match="^firmware %s: No such file or directory$" % (tmp_path / "none")):
+        Board(firmware=str(tmp_path / "none")).start()
+    (tmp_path / "script").write_text("#!/bin/sh\n")
+    with pytest.raises(BoardError, match="is not an executable ELF binary"):
+        Board(firmware=str(tmp_path / "script")).start()

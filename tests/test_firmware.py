@@ -37,14 +37,6 @@ def source_tree():
     return firmware.source_tree(source)
 
 
-@pytest.fixture(scope="module")
-def firmware32():
-    try:
-        return firmware.default_firmware(32)
-    except firmware.FirmwareUnavailable as e:
-        pytest.skip(str(e))
-
-
 def test_manifest_only_lays_ulnet_out_as_package_json_does(tmp_path):
     done = ulnet("firmware", "--manifest-only", "-o", str(tmp_path / "m"))
     assert done.returncode == 0, done.stderr
@@ -102,7 +94,7 @@ def test_builds_a_32_bit_unix_port_with_ulnet_frozen_in(firmware32, tmp_path):
         open(os.path.join(ROOT, "package.json")))["version"]), "no desktop port"]
 
 
-def test_a_changed_ulnet_is_a_new_firmware(firmware32, tmp_path):
+def test_a_changed_ulnet_is_a_new_firmware(tmp_path):
     # the cache is keyed by what is frozen: a checkout whose core differs gets its own firmware
     # (checked by the key alone: a second build is minutes that prove nothing more)
     other = tmp_path / "checkout"

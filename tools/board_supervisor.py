@@ -1,7 +1,7 @@
 """The emulated board's supervisor: a real MicroPython unix port made to look like a board.
 
 Run as `python -m ulnet.tools.board_supervisor --heap 64K --flash DIR [--flash-size BYTES]
---state FILE [--pty]`
+--state FILE [--pty] [--firmware PATH]`
 (tools/board.py does that). It serves the REPL of one MicroPython unix port process (the
 "child", started with tools/board_boot.py) on 127.0.0.1:PORT for one client at a time, and
 optionally on a pty, and restarts the child whenever it exits, as a board reboots:
@@ -45,7 +45,7 @@ READ_SIZE = 4096
 class Supervisor:
     """One emulated board: a child MicroPython, a listening socket, an optional pty."""
 
-    def __init__(self, heap, flash, flash_size=0, use_pty=False):
+    def __init__(self, heap, flash, flash_size=0, use_pty=False, firmware=None):
         self.sel = selectors.DefaultSelector()
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.listener.setblocking(False)
@@ -55,7 +55,7 @@ class Supervisor:
         self.pty_master = self.pty_path = None
         if use_pty:
             self._open_pty()
-        self.child = Child(self.sel, heap, flash, flash_size, self._on_output, self._on_exit)
+        self.child = Child(self.sel, heap, flash, flash_size, self._on_output, self._on_exit, firmware)
         self.raw = False
         self.tail = b""
         self.running = True
@@ -214,8 +214,9 @@ def main(argv=None):
     parser.add_argument("--temporary-flash", action="store_true")
     parser.add_argument("--state", required=True)
     parser.add_argument("--pty", action="store_true")
+    parser.add_argument("--firmware", help="a unix port binary (default: the PyPI unix port)")
     args = parser.parse_args(argv)
-    supervisor = Supervisor(args.heap, args.flash, args.flash_size, use_pty=args.pty)
+    supervisor = Supervisor(args.heap, args.flash, args.flash_size, use_pty=args.pty, firmware=args.firmware)
     write_state(args.state, supervisor, args.flash, args.temporary_flash)
     try:
         supervisor.serve()
