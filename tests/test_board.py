@@ -278,6 +278,18 @@ def test_a_32_bit_firmware_with_ulnet_frozen_in_is_a_board(firmware32, tmp_path)
         subprocess.run([ULNET, "board", "stop", url], timeout=60)
 
 
+@pytest.mark.timeout(1200)  # the first test to ask for the firmware may have to build it
+def test_a_32_bit_board_polls_without_allocating_whatever_its_heap(firmware32, flash):
+    # a board's RAM lies in the low half of the address space; a 32-bit process's large heap
+    # would not, and there MicroPython's poll allocates at every modify (what the upload does
+    # at every full socket buffer): 0 bytes per modify, as on a board, also on a 512 KB heap
+    code = ("import gc, select, socket\ns = socket.socket()\np = select.poll()\np.register(s, 1)\n"
+            "i = a = 0\ngc.collect()\ngc.disable()\na = gc.mem_alloc()\nwhile i < 100:\n p.modify(s, 5)\n i += 1\n"
+            "print(gc.mem_alloc() - a)")
+    with Board(heap="512K", flash=str(flash), firmware=firmware32.path) as board:
+        assert ok(mpremote(board.url, "exec", code)).strip() == "0"
+
+
 def romfs_from(tree, files, image):
     """Write a ROMFS image (mpremote's own builder) holding files {path: source}."""
     from mpremote.romfs import make_romfs

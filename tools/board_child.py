@@ -64,6 +64,8 @@ for name, path in (('ULNET_FW', os.environ['ULNET_BOOT_IMAGE']),
 sys.exit(micropython_unix.run_main(['micropython'] + sys.argv[1:]))
 """
 PR_SET_PDEATHSIG = 1
+# heaps up to 16 MB (glibc's largest threshold on 32 bits) come from brk; see _spawn
+MMAP_THRESHOLD = "glibc.malloc.mmap_threshold=16777216"
 
 BOOTING, BANNER, RUNNING, STOPPED = "booting", "banner", "running", "stopped"
 
@@ -126,6 +128,12 @@ class Child:
         run = [sys.executable, "-c", LAUNCH]
         if self.firmware is not None:
             env["LD_PRELOAD"] = preload_library(self.firmware)
+            # the GC heap from brk, not mmap: in a 32-bit process glibc maps a heap of 128 KB or
+            # more above 0x80000000, where MicroPython's poll allocates 32 bytes at every
+            # register or modify (mp_obj_id of an object there is a long int); a board's RAM lies
+            # below (ESP32 0x3FFxxxxx, RP2 and Cortex-M 0x20000000)
+            tunables = [t for t in (env.get("GLIBC_TUNABLES") or "").split(":") if t]
+            env["GLIBC_TUNABLES"] = ":".join(tunables + [MMAP_THRESHOLD])
             run = [self.firmware]
         self.proc = subprocess.Popen(
             run + ["-X", "heapsize=" + self.heap, "-i", "-c", BOOT],
