@@ -2,12 +2,12 @@
 
 Rules: a zero-length datagram is an ordinary datagram (on_receive fires, recv_from_into
 returns 0 with the sender's address); "nothing now" is (0, None). send_to raises NetError at
-once (a datagram either left or did not).
+once (a datagram either left or did not); a port out of range is a ValueError (see tcp.py).
 """
 
 from ulnet.errors import net_error
 from ulnet.socket import READ, Socket
-from ulnet.tcp import Connection
+from ulnet.tcp import Connection, check_port
 
 
 class UDP(Connection):
@@ -26,18 +26,22 @@ class UDP(Connection):
         """Bind to host:port (0: any free port, in sock.local_port) and receive datagrams."""
         if self.sockets:
             raise ValueError("this UDP object already has its socket")
+        check_port("bind", host, port, 0)
         family, sockaddr = self._resolve(host, port)
         return self._open(family, sockaddr, host, port)
 
     def send_to(self, data, host, port):
         """Send one datagram; returns the bytes sent (0: the OS buffer is full)."""
         p = self.eventer.port
+        check_port("send to", host, port)
         family, sockaddr = self._resolve(host, port)
         sock = self.socket or self._open(family, None, host, port)
         try:
             sent = p.sendto(sock._raw, data, sockaddr)
         except OSError as exc:
             raise net_error(exc, "send to", host, port)
+        if sock.local_port is None:  # the first datagram bound the socket: where, if the port can tell
+            sock.local_address, sock.local_port = p.local(sock._raw)
         return 0 if sent is None else sent
 
     def recv_from_into(self, buf):

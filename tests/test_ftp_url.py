@@ -13,6 +13,8 @@ from ulnet.ftp.url import parse_url, redact
     ("ftp://u:p@ss@host/d", ("host", 21, "u", "p@ss", "d")),
     ("ftp://u:pw@[::1]:21/x", ("::1", 21, "u", "pw", "x")),
     ("ftp://host/dir%40x", ("host", 21, "anonymous", "", "dir@x")),
+    ("ftp://u:%2b%2B%3d@host:65535/", ("host", 65535, "u", "++=", "")),
+    ("ftp://host:1", ("host", 1, "anonymous", "", "")),
 ])
 def test_parse(url, parts):
     assert parse_url(url) == parts
@@ -22,6 +24,12 @@ def test_parse(url, parts):
     ("ftp://scan:se/cret@host/dir", "'@' after the host"),  # would be host "scan", port "se"
     ("ftp://scan:1234/secret@host/dir", "'@' after the host"),  # would be anonymous to scan:1234
     ("ftp://scan:secret@host:21x/", "bad port"),
+    # getaddrinfo wraps 99999 to 34463: the password would go to a port nobody named
+    ("ftp://scan:secret@host:99999/", "bad port"), ("ftp://scan:secret@host:65536/", "bad port"),
+    ("ftp://scan:secret@host:0/", "bad port"), ("ftp://scan:secret@host:\u0661\u0662/", "bad port"),
+    ("ftp://scan:secret@host:/", "bad port"), ("ftp://scan:secret@host:+21/", "bad port"),
+    ("ftp://scan:%+1secret@host/", "bad %-escape"), ("ftp://scan:% 1secret@host/", "bad %-escape"),
+    ("ftp://scan:secret%1@host/", "bad %-escape"), ("ftp://scan:secret%@host/", "bad %-escape"),
     ("ftp://scan:secret@:21/", "no host"),
     ("ftp://scan:%ZZsecret@host/", "bad %-escape"),
     ("ftp://scan:%FFsecret@host/", "not UTF-8"),

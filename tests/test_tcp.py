@@ -81,6 +81,24 @@ def test_unresolvable_name_reports_error_once_from_the_loop(ev):
     assert sock.state == "closed"
 
 
+def test_a_port_out_of_range_is_a_value_error_naming_it(ev):
+    # getaddrinfo wraps p + 65536 to p: the connect (and a login's password) would go to a port
+    # nobody named
+    srv, listener = echo_server(ev)
+    tcp = ulnet.TCP(ev)
+    rec = Recorder(tcp)
+    accepted = Recorder(srv)
+    for port in (listener.local_port + 65536, 99999, 0, -1, "21", None):
+        with pytest.raises(ValueError) as err:
+            tcp.connect("127.0.0.1", port)
+        assert str(err.value) == "connect to 127.0.0.1:%s: port out of range (1-65535)" % port
+    with pytest.raises(ValueError, match="listen on 127.0.0.1:65536: port out of range"):
+        tcp.listen(65536)
+    for _ in range(5):
+        ev.call_action(20)
+    assert rec.events == [] and accepted.events == [] and tcp.sockets == tcp.listeners == []
+
+
 def test_connect_timeout_when_the_server_never_answers(ev):
     # a listener whose accept queue is full drops new SYNs, so the connect hangs for real
     full = socket.socket()

@@ -26,7 +26,8 @@ def test_datagrams_including_an_empty_one(eventer):
     for _ in range(3):
         eventer.call_action(10)
     assert [g[0] for g in got] == [b"", b"abc"]
-    assert got[0][1] == ("127.0.0.1", tx.socket.local_port) or got[0][1][0] == "127.0.0.1"
+    assert tx.socket.local_port  # the first datagram bound it; the port tells where
+    assert got[0][1] == got[1][1] == ("127.0.0.1", tx.socket.local_port)
     # the empty datagram was not a close: the socket still receives
     assert sock.state == "listening"
     tx.send_to(b"more", "127.0.0.1", sock.local_port)
@@ -68,3 +69,19 @@ def test_ipv6(ev):
     ulnet.UDP(ev).send_to(b"v6", "::1", sock.local_port)
     ev.run_until(lambda: got, 2000)
     assert got[0][0] == 2 and got[0][1][0] == "::1"
+
+
+def test_a_port_out_of_range_is_a_value_error_naming_it(ev):
+    # getaddrinfo wraps 65536 + p to p: the datagram would go to a port nobody named
+    rx = ulnet.UDP(ev)
+    sock = rx.listen()
+    tx = ulnet.UDP(ev)
+    for port in (sock.local_port + 65536, 0, -1, "53"):
+        with pytest.raises(ValueError) as err:
+            tx.send_to(b"x", "127.0.0.1", port)
+        assert str(err.value) == "send to 127.0.0.1:%s: port out of range (1-65535)" % port
+    with pytest.raises(ValueError, match="bind 127.0.0.1:70000: port out of range"):
+        ulnet.UDP(ev).listen(70000)
+    for _ in range(3):
+        ev.call_action(10)
+    assert rx.recv_from_into(bytearray(10)) == (0, None)  # nothing arrived

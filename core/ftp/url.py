@@ -7,6 +7,8 @@ never a login as anonymous to host "user". `redact(url)` is the only form of a U
 printed or logged: the password never appears anywhere else, even in a malformed URL.
 """
 
+_HEX = b"0123456789abcdefABCDEF"
+
 
 def _unquote(text):
     if "%" not in text:
@@ -16,11 +18,12 @@ def _unquote(text):
     raw = text.encode()
     while i < len(raw):
         if raw[i] == 37:  # "%XX"
-            try:
-                out.append(int(raw[i + 1:i + 3], 16))
-            except ValueError:
-                # the message of int()'s error would quote the bytes: a piece of the password
-                raise ValueError("bad %-escape in an ftp:// URL") from None
+            a, b = raw[i + 1:i + 2], raw[i + 2:i + 3]
+            # two hex digits (int() alone takes "+1" and " 1" too); the message never quotes
+            # them: they may be a piece of the password
+            if not a or not b or a not in _HEX or b not in _HEX:
+                raise ValueError("bad %-escape in an ftp:// URL")
+            out.append(int(a + b, 16))
             i += 3
         else:
             out.append(raw[i])
@@ -57,9 +60,12 @@ def parse_url(url):
         colon = netloc.rfind(":")
         host, tail = (netloc, "") if colon < 0 else (netloc[:colon], netloc[colon:])
     if tail:
-        if not tail.startswith(":") or not tail[1:].isdigit():
-            raise ValueError("bad port in %s" % redact(url))
-        port = int(tail[1:])
+        # ASCII digits (str.isdigit takes "\u0661\u0662" too), 1 to 65535: getaddrinfo would wrap
+        # 99999 to 34463 and send the password to a port the user never named
+        digits = tail[1:].encode()
+        if not tail.startswith(":") or not digits.isdigit() or not 0 < int(digits) < 65536:
+            raise ValueError("bad port in %s (1-65535)" % redact(url))
+        port = int(digits)
     if not host:
         raise ValueError("no host in %s" % redact(url))
     return host, port, user, password, _unquote(path)
