@@ -85,6 +85,18 @@ def test_missing_remote_file_raises_550_and_the_session_goes_on(server, tmp_path
     assert not (tmp_path / "absent.csv").exists()
 
 
+def test_a_bad_argument_raises_at_once_and_the_session_goes_on(server):
+    with ulnet.FTP(server.url, timeout_s=1) as ftp:
+        for call, args, text in (("mkdir", ("",), "mkdir: MKD needs an argument"),
+                                 ("size", (5,), "size: bad argument for SIZE")):
+            with pytest.raises(ulnet.FTPError) as err:
+                getattr(ftp, call)(*args)
+            assert err.value.code is None and str(err.value) == text
+            assert ftp.pwd().startswith("/")  # at once: not after a deadline, not disconnected
+    with pytest.raises(ValueError, match="bad port"):
+        ulnet.FTP(server.url.replace(":%d/" % server.port, ":%d/" % (server.port + 65536)))
+
+
 def test_wrong_password_raises_530():
     with PyFTPD() as srv:
         before = open_fds()

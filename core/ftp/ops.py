@@ -56,8 +56,9 @@ def login(session, op, host, port, user, password):
     session._error = None
     session._proto = FTPProtocol()
     session._epsv = True
-    session._ctl = session._conn.connect(host, port, session.connect_timeout_ms)
     try:
+        # a port out of range raises ValueError here: this operation fails with it
+        session._ctl = session._conn.connect(host, port, session.connect_timeout_ms)
         check(op, (yield ("", None)))  # the greeting: 220 (after any 120)
         reply = yield ("USER", user)
         if reply.code == 331:
@@ -65,7 +66,7 @@ def login(session, op, host, port, user, password):
         if reply.code == 332:
             raise FTPError(332, "the server wants an account (ACCT), which ulnet does not send", op.name)
         check(op, reply)
-    except FTPError:
+    except Exception:  # FTPError, or a bad argument (the port, an empty user)
         session._close()
         raise
     session.connected = True

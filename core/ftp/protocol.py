@@ -6,8 +6,11 @@ write. `receive_data(data)` takes what the server sent (b"" = end of stream) and
 returns the next `Reply`, `NEED_DATA` or `ConnectionClosed`. Each reply is matched to the oldest
 pending command by its class (RFC 959 section 4.2): 1yz is preliminary (the command stays
 pending), 2yz, 3yz, 4yz and 5yz are final. The server's greeting is the implicit first command
-(verb ""). Any protocol error moves the machine to the sticky ERROR state. Passwords (PASS, ACCT)
-never appear in a repr, a message or anywhere the machine keeps them.
+(verb ""). A command the machine cannot format (an unknown verb, a missing or bad argument) is
+refused with LocalProtocolError and changes nothing: nothing was sent, so the caller may go on
+(as h11 refuses a malformed event before it reaches the connection). Any other protocol error
+moves the machine to the sticky ERROR state. Passwords (PASS, ACCT) never appear in a repr, a
+message or anywhere the machine keeps them.
 
 Client loop:
 
@@ -159,8 +162,9 @@ class FTPProtocol:
         """Format a command, queue it for its final reply and return the bytes to write.
 
         arg is str (sent as UTF-8, RFC 2640), bytes, or an int for REST. Raises
-        LocalProtocolError for an unknown verb, a bad or missing argument, a CR or LF in it,
-        SIZE before TYPE I (servers refuse SIZE in ASCII mode) or a server that is closing.
+        LocalProtocolError for an unknown verb, a bad or missing argument, a CR or LF in it (the
+        machine is left as it was), SIZE before TYPE I (servers refuse SIZE in ASCII mode) or a
+        server that is closing (the machine is in ERROR then).
         """
         self._check()
         # The commands this machine sends (RFC 959, 2389, 2428, 3659, 2640 OPTS), 5 characters
@@ -171,14 +175,14 @@ class FTPProtocol:
             "USER1PASS3ACCT3TYPE1PASV0EPSV2PORT1EPRT1STOR1RETR1APPE1REST1SIZE1MDTM1LIST2NLST2"
             "MLSD2CWD 1PWD 0MKD 1RMD 1DELE1RNFR1RNTO1FEAT0SYST0NOOP0QUIT0OPTS1"
         )
+        at = -1
+        if isinstance(verb, str) and 2 < len(verb) < 5:
+            at = commands.find((verb.upper() + " ")[:4])
+        if at < 0 or at % 5:
+            raise LocalProtocolError("unknown FTP command %r" % (verb,))
+        verb = verb.upper()
+        data = _arg_bytes(verb, ord(commands[at + 4:at + 5]), arg)  # a slice: see _step
         try:
-            at = -1
-            if isinstance(verb, str) and 2 < len(verb) < 5:
-                at = commands.find((verb.upper() + " ")[:4])
-            if at < 0 or at % 5:
-                raise LocalProtocolError("unknown FTP command %r" % (verb,))
-            verb = verb.upper()
-            data = _arg_bytes(verb, ord(commands[at + 4:at + 5]), arg)  # a slice: see _step
             if verb == "SIZE" and self.transfer_type != "I":
                 raise LocalProtocolError("send TYPE I before SIZE")
             self._step(_SEND)

@@ -30,7 +30,8 @@ Rules:
 
 from ulnet.ftp.ops import FTPError, Op, login, simple, upload  # noqa: F401 (FTPError re-exported)
 from ulnet.ftp.parse import parse_size
-from ulnet.ftp.protocol import NEED_DATA
+from ulnet.errors import LocalProtocolError
+from ulnet.ftp.protocol import ERROR, NEED_DATA
 from ulnet.tcp import TCP
 
 
@@ -163,7 +164,14 @@ class FTPSession:
         elif type(verb) is tuple:
             self._send_group(verb, arg)
         else:
-            self._command(verb, arg)
+            try:
+                self._command(verb, arg)
+            except LocalProtocolError as exc:
+                if self._proto.state == ERROR:  # the machine is done: so is the session
+                    return self._fail(exc.message)
+                # a bad argument (mkdir(""), size(5)): refused before anything was sent, so
+                # this operation fails and the session goes on
+                self._step(None, exc.message)
 
     def _settle(self, op, code, text):
         """Finish op and report it, once (success when text is None); start the next one."""
