@@ -87,7 +87,7 @@ def test_missing_remote_file_raises_550_and_the_session_goes_on(server, tmp_path
 
 def test_a_bad_argument_raises_at_once_and_the_session_goes_on(server):
     with ulnet.FTP(server.url, timeout_s=1) as ftp:
-        for call, args, text in (("mkdir", ("",), "mkdir: MKD needs an argument"),
+        for call, args, text in (("mkdir", ("",), "mkdir: an empty argument"), ("cwd", (None,), "cwd: CWD needs an argument"),
                                  ("size", (5,), "size: bad argument for SIZE")):
             with pytest.raises(ulnet.FTPError) as err:
                 getattr(ftp, call)(*args)

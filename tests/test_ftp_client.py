@@ -307,14 +307,14 @@ def test_names_with_line_breaks_are_refused_without_sending(session):
 
 
 def test_a_bad_argument_fails_that_call_only_and_the_session_goes_on(session, tmp_path):
-    # refused before anything is sent (or, for RNTO, after RNFR): that operation fails with code
-    # None, and what is queued behind it runs at once (not after a keep-alive or a deadline)
+    # refused before the server sees it: that operation fails with code None, and what is
+    # queued behind it runs at once (not after a keep-alive or a deadline)
     c = session.client
     with open(os.path.join(session.server.home, "a.csv"), "wb") as f:
-        f.write(b"a")  # so RNFR succeeds: RNTO "" is what fails
-    bad = {c.mkdir(""): "MKD needs an argument", c.size(5): "bad argument for SIZE",
-           c.rename("a.csv", ""): "RNTO needs an argument", c.cwd(None): "CWD needs an argument",
-           c.list(5): "bad argument for LIST", c.get("", str(tmp_path / "x")): "SIZE needs an argument"}
+        f.write(b"a")  # RNFR would succeed: the empty new name must fail before it is sent
+    bad = {c.mkdir(""): "an empty argument", c.size(5): "bad argument for SIZE",
+           c.rename("a.csv", ""): "an empty argument", c.cwd(None): "CWD needs an argument",
+           c.list(5): "bad argument for LIST", c.get("", str(tmp_path / "x")): "an empty argument"}
     pwd = c.pwd()
     session.wait(*bad, pwd, timeout_ms=5000)
     assert [(op.error.code, op.error.text) for op in bad] == [(None, text) for text in bad.values()]
@@ -335,7 +335,7 @@ def test_connect_with_a_bad_port_or_no_user_fails_that_login_naming_it(port, use
             login = c.connect("127.0.0.1", port if user else srv.port, user, srv.password)
             after = c.pwd()
             ev.run_until(lambda: after.done, 5000)
-            text = "USER needs an argument" if not user else \
+            text = "an empty argument" if not user else \
                 "connect to 127.0.0.1:%d: port out of range (1-65535)" % port
             assert (login.error.code, login.error.text) == (None, text)
             assert not c.connected and after.error.text == "not connected"

@@ -143,7 +143,7 @@ def test_a_scan_set_aside_exits_1_though_the_spool_is_empty(pyftpd, tmp_path):
 def test_bad_arguments_exit_2_with_one_line_and_no_password(tmp_path):
     os.mkdir(tmp_path / "spool")
     code, out = upload(tmp_path / "spool", "ftp://scanner:TOPSECRET@host:port/")
-    assert code == 2 and out == "ulnet upload: url: bad port in ftp://scanner:***@host:port/\n"
+    assert code == 2 and out == "ulnet upload: url: bad port in ftp://scanner:***@host:port/ (1-65535)\n"
     code, out = upload(tmp_path / "nope", "ftp://scanner:TOPSECRET@127.0.0.1/")
     assert code == 2 and out == "ulnet upload: %s: no such file or directory\n" % (tmp_path / "nope")
     code, out = upload(tmp_path / "spool", "http://scanner:TOPSECRET@127.0.0.1/")

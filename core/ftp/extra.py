@@ -91,6 +91,8 @@ def accepted(session, sock):
 
 def start(session, name, args):
     """Queue one of this module's operations (the client's get/list/nlst/mlsd call this)."""
+    if name != "get":
+        args = (args[0] or None,)  # "": the current directory (an empty name is refused)
     op = Op(name, args)
     if name == "get":
         program = download(session, op, *args)

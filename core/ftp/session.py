@@ -115,10 +115,11 @@ class FTPSession:
     def _add(self, op, program):
         op.program = program
         for arg in op.args:
-            # a CR or LF in a name would smuggle a second command onto the control connection
-            if isinstance(arg, str) and ("\r" in arg or "\n" in arg or "\0" in arg):
+            # a CR or LF in a name would smuggle a second command onto the control connection;
+            # an empty name is refused before an operation of several commands sends any
+            if isinstance(arg, str) and (not arg or "\r" in arg or "\n" in arg or "\0" in arg):
                 program.close()
-                self._settle(op, None, "CR, LF or NUL in an argument")
+                self._settle(op, None, "CR, LF or NUL in an argument" if arg else "an empty argument")
                 return op
         self._pending.append(op)
         self._run()
