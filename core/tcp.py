@@ -4,9 +4,9 @@ Connection, what TCP and UDP share (lNet's TLConnection).
 Rules: callbacks are plain attributes set to a callable or None; `iterator` is the socket whose
 event is being delivered (lNet's Iterator), the default for calls that take `sock=None`.
 connect() never reports from inside itself (errors and on_connect come from the loop);
-listen() fails at once with NetError (a local problem the caller must see now); a port out of
-range is a ValueError at once, from both (getaddrinfo would wrap 99999 to 34463, a port the
-caller never named); a listener at
+listen() fails at once with NetError (a local problem the caller must see now); connect() to a
+port out of range is a ValueError at once (getaddrinfo would wrap 99999 to 34463, a port the
+caller never named: listen() reports where it listens in local_port); a listener at
 max_connections accepts and closes extra clients so the kernel backlog does not hold them and
 memory does not grow. A callback that raises goes to on_error, or is printed; never re-raised.
 """
@@ -14,12 +14,6 @@ memory does not grow. A callback that raises goes to on_error, or is printed; ne
 from ulnet.errors import endpoint, net_error
 from ulnet.eventer import report_exception
 from ulnet.socket import READ, Socket
-
-
-def check_port(action, host, port, low=1):
-    """ValueError naming the port unless it is an int from low (0: any, for listening) to 65535."""
-    if type(port) is not int or not low <= port <= 65535:
-        raise ValueError("%s %s: port out of range (%d-65535)" % (action, endpoint(host, port), low))
 
 
 class Connection:
@@ -76,7 +70,9 @@ class TCP(Connection):
 
     def connect(self, host, port, timeout_ms=None):
         """Start connecting; returns the Socket. Outcome: on_connect or on_error, once."""
-        check_port("connect to", host, port)
+        # inline, not a helper: each new name costs the upload path a qstr on a board
+        if type(port) is not int or not 0 < port < 65536:
+            raise ValueError("connect to %s: port out of range (1-65535)" % endpoint(host, port))
         eventer = self.eventer
         sock = Socket(self, None, "connecting")
         sock.peer_address = host  # the name until the connect completes, then the address
@@ -94,7 +90,6 @@ class TCP(Connection):
 
     def listen(self, port=0, host="127.0.0.1"):
         """Listen on host:port (0: any free port, reported in sock.local_port)."""
-        check_port("listen on", host, port, 0)
         p = self.eventer.port
         try:
             family, sockaddr = p.resolve(host, port, p.STREAM)[0]

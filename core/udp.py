@@ -2,12 +2,12 @@
 
 Rules: a zero-length datagram is an ordinary datagram (on_receive fires, recv_from_into
 returns 0 with the sender's address); "nothing now" is (0, None). send_to raises NetError at
-once (a datagram either left or did not); a port out of range is a ValueError (see tcp.py).
+once (a datagram either left or did not); a port out of range is a ValueError.
 """
 
-from ulnet.errors import net_error
+from ulnet.errors import endpoint, net_error
 from ulnet.socket import READ, Socket
-from ulnet.tcp import Connection, check_port
+from ulnet.tcp import Connection
 
 
 class UDP(Connection):
@@ -26,14 +26,14 @@ class UDP(Connection):
         """Bind to host:port (0: any free port, in sock.local_port) and receive datagrams."""
         if self.sockets:
             raise ValueError("this UDP object already has its socket")
-        check_port("bind", host, port, 0)
         family, sockaddr = self._resolve(host, port)
         return self._open(family, sockaddr, host, port)
 
     def send_to(self, data, host, port):
         """Send one datagram; returns the bytes sent (0: the OS buffer is full)."""
         p = self.eventer.port
-        check_port("send to", host, port)
+        if type(port) is not int or not 0 < port < 65536:  # getaddrinfo would wrap 99999 to 34463
+            raise ValueError("send to %s: port out of range (1-65535)" % endpoint(host, port))
         family, sockaddr = self._resolve(host, port)
         sock = self.socket or self._open(family, None, host, port)
         try:
