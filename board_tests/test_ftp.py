@@ -2,13 +2,14 @@
 host's pyftpdlib; the host then checks the bytes (board_tests/conftest.py: ftp_upload).
 
 The file is written here first, in 1 KB blocks of a pattern the host recomputes (the same
-formula as conftest.upload_block). This file runs on a board of its own (HEAP, DEPLOY): 1 KB
-over the smallest heap where the whole test passes (37 KB) on the 64-bit unix port (32-byte GC
-blocks, 8-byte pointers), so that a few bytes more elsewhere do not turn it into an out-of-memory
-failure; the board's own 2.9 KB and the test harness are part of it. Issue 4 asks for 32 KB, see
-benchmarks/board_heap.py for where the heap goes."""
+formula as conftest.upload_block). This file runs on a board of its own (HEAP, DEPLOY): 2 KB
+over the smallest heap where the whole test passes (44 KB) on the 64-bit unix port (32-byte GC
+blocks, 8-byte pointers). It was 37 KB until a few names more on the upload path moved it by
+7 KB in one step (the qstr pool held 290 of 300 names; the next pool is a single allocation of
+several KB on this port). The board's own 2.9 KB and the test harness are part of it.
+The 32-bit boards, which the 32 KB goal was set for, are benchmarks/board_heap.py's figures."""
 
-HEAP = "38K"
+HEAP = "46K"
 DEPLOY = "romfs"
 DEADLINE_S = 120
 
