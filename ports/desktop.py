@@ -166,16 +166,6 @@ class DesktopPort:
         except BlockingIOError:
             return None
 
-    if hasattr(os, "sendfile"):  # not on Windows: uploads then take the buffer path
-
-        def sendfile(self, raw, f, offset, count):
-            """Send count bytes of file f from offset; the kernel copies them, nothing passes
-            through Python. None for would-block, 0 at end of file."""
-            try:
-                return os.sendfile(raw.fileno(), f.fileno(), offset, count)
-            except BlockingIOError:
-                return None
-
     def recvfrom_into(self, raw, buf):
         try:
             return raw.recvfrom_into(buf)
@@ -196,7 +186,22 @@ class DesktopPort:
         self._close_poller()
 
 
-class EpollPort(DesktopPort):
+class _Sendfile:
+    """The kernel's sendfile for the desktop backends, where the OS has one (not on Windows, and
+    not in the CE port, which inherits DesktopPort: uploads there take the buffer path)."""
+
+    if hasattr(os, "sendfile"):
+
+        def sendfile(self, raw, f, offset, count):
+            """Send count bytes of file f from offset; the kernel copies them, nothing passes
+            through Python. None for would-block, 0 at end of file."""
+            try:
+                return os.sendfile(raw.fileno(), f.fileno(), offset, count)
+            except BlockingIOError:
+                return None
+
+
+class EpollPort(_Sendfile, DesktopPort):
     """Linux: epoll directly; its flags are poll(2)'s, so events pass through untranslated."""
 
     def __init__(self):
@@ -219,7 +224,7 @@ class EpollPort(DesktopPort):
         self._ep.close()
 
 
-class SelectorPort(DesktopPort):
+class SelectorPort(_Sendfile, DesktopPort):
     """Any `selectors` backend (kqueue on BSD/macOS, poll or select elsewhere)."""
 
     def __init__(self, selector=None):

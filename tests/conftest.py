@@ -12,17 +12,19 @@ import upy  # noqa: E402  (tests/upy.py)
 
 import ulnet  # noqa: E402
 
-# every desktop backend the port can run on here; epoll is the default on Linux
+# every desktop backend the port can run on here (epoll is the default on Linux), and the CE port
 BACKENDS = {
     "epoll": lambda: ulnet.Eventer(),
     "poll": lambda: ulnet.Eventer(selector=selectors.PollSelector()),
     "select": lambda: ulnet.Eventer(selector=selectors.SelectSelector()),
+    # the CE message pump with Winsock's one-shot rules and no probe: strict as a device
+    "ce": lambda: ulnet.Eventer(port="ce", probe_ms=None),
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def eventer(request):
-    """An eventer on each desktop backend in turn; closes every socket it still holds."""
+    """An eventer on each backend in turn; closes every socket it still holds."""
     ev = BACKENDS[request.param]()
     yield ev
     ev.close()
