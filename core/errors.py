@@ -14,12 +14,17 @@ def errno_text(code):
     """A short human text for an errno (or getaddrinfo EAI_*) value or an OSError."""
     if isinstance(code, Exception):
         code = errno_of(code)
-    name = errno.errorcode.get(code) if code is not None and code >= 0 else str(code)
-    if name is None:
-        return "error %s" % code
-    if name[:3] == "WSA":
-        # CPython on Windows names socket errors by their Winsock names (10054: WSAECONNRESET)
-        name = name[3:]
+    if code is None or code < 0:
+        name = str(code)
+    else:
+        name = errno.errorcode.get(code)
+        if name is None:
+            return "error %s" % code
+        if code > 9999:
+            # CPython on Windows names socket errors (WSABASEERR, 10000, and up) by their
+            # Winsock names (10054: WSAECONNRESET). Told by the number: a "WSA" literal would
+            # be one more qstr, heap on a board at import
+            name = name[3:]
     # keyed by name, since errno values differ between ports; one string, not a dict: on a
     # board every dict entry and every name costs heap
     texts = (
