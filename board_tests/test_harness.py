@@ -7,10 +7,12 @@ def test_lib_is_on_the_import_path():
     assert "/lib" in sys.path
 
 
-def test_ulnet_is_deployed_compiled():
+def test_ulnet_is_the_runs_own_compiled_copy(board_work_dir):
     import ulnet
 
-    assert ulnet.__file__ == "/lib/ulnet/__init__.mpy", ulnet.__file__
+    # the run's copy, in its work folder (the device's own /lib/ulnet is neither used nor changed)
+    expected = board_work_dir + "/lib/ulnet/__init__.mpy"
+    assert ulnet.__file__ == expected, "ulnet is imported from %s, not %s" % (ulnet.__file__, expected)
     assert ulnet.__version__
 
 

@@ -14,23 +14,25 @@ def test_job_uploads_200_scans_and_a_1mb_file(spool_upload):
     import os
 
     url, device_id, scans, big_kb = spool_upload
-    os.mkdir("/spool")
+    # config and spool in the test's own folder (its current one): the device's stay as they were
+    spool = os.getcwd() + "/spool"
+    os.mkdir(spool)
     for i in range(scans):
         name = "scan%04d.csv" % i
-        with open("/spool/." + name, "w") as f:  # complete before the job may see it
+        with open(spool + "/." + name, "w") as f:  # complete before the job may see it
             for j in range(5 + i % 20):  # conftest.scan_lines
                 f.write("%013d,%d\n" % (4006381333931 + i * 1000 + j, j % 7 + 1))
-        os.rename("/spool/." + name, "/spool/" + name)
+        os.rename(spool + "/." + name, spool + "/" + name)
     buf = bytearray(1024)
-    with open("/spool/.big.bin", "wb") as f:
+    with open(spool + "/.big.bin", "wb") as f:
         for k in range(big_kb):  # conftest.upload_block
             for j in range(1024):
                 buf[j] = (k * 131 + j * 7 + (j >> 8)) & 255
             f.write(buf)
     del buf
-    os.rename("/spool/.big.bin", "/spool/big.bin")
-    with open("/ulnet.json", "w") as f:
-        f.write(json.dumps({"url": url, "device_id": device_id, "deadline_s": 200}))
+    os.rename(spool + "/.big.bin", spool + "/big.bin")
+    with open("ulnet.json", "w") as f:
+        f.write(json.dumps({"url": url, "device_id": device_id, "spool": spool, "deadline_s": 200}))
     import ulnet.spool
 
     statuses = []
@@ -39,9 +41,9 @@ def test_job_uploads_200_scans_and_a_1mb_file(spool_upload):
         if len(statuses) < 4 or "retry" in text:
             statuses.append(text)  # the first few, and any failure: what a failure report needs
 
-    job = ulnet.spool.run_from_config("/ulnet.json", on_status)
+    job = ulnet.spool.run_from_config("ulnet.json", on_status)
     assert (job.sent, job.left, job.bad, job.failures) == (scans + 1, 0, 0, 0), (job.summary(), statuses)
     assert job.bytes == big_kb * 1024 + sum(
         sum(len("%013d,%d\n" % (4006381333931 + i * 1000 + j, j % 7 + 1)) for j in range(5 + i % 20))
         for i in range(scans))
-    assert sorted(e[0] for e in os.ilistdir("/spool")) == []  # delivered scans are deleted
+    assert sorted(e[0] for e in os.ilistdir(spool)) == []  # delivered scans are deleted

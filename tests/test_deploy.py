@@ -175,3 +175,33 @@ def test_package_json_is_current_and_mip_installs_it(board, flash):
     assert device_files(flash) == sorted("/lib/" + dest for dest, _ in deploy.package_json()["urls"])
     out = mpremote(board.url, "exec", "import ulnet\nprint(ulnet.__file__, ulnet.__version__)")
     assert out.stdout.strip() == "/lib/ulnet/__init__.py " + deploy.package_json()["version"]
+
+
+def test_a_plain_deploy_after_a_romfs_one_is_what_the_board_imports(board, flash):
+    """Issue 12 item 3: after `deploy --romfs` a plain deploy reported success while the board
+    went on importing the ROMFS copy (first on sys.path), and --romfs left empty folders."""
+    assert ulnet("deploy", board.url).returncode == 0
+    done = ulnet("deploy", board.url, "--romfs")
+    assert done.returncode == 0, done.stderr
+    assert not (flash / "lib" / "ulnet").exists()  # files and folders: nothing left behind
+    out = mpremote(board.url, "exec", "import ulnet\nprint(ulnet.__file__)")
+    assert out.stdout.strip() == "/rom/lib/ulnet/__init__.mpy", out.stderr
+    done = ulnet("deploy", board.url)
+    assert done.returncode == 0, done.stderr
+    assert "/.romfs" in done.stdout and "removed" in done.stdout
+    out = mpremote(board.url, "exec", "import ulnet\nprint(ulnet.__file__)")
+    assert out.stdout.strip() == "/lib/ulnet/__init__.mpy", out.stderr
+    assert device_files(flash) == expected_targets()
+
+
+def test_a_copy_first_on_the_path_that_deploy_cannot_remove_is_one_line(board, flash):
+    """A ulnet ahead of /lib that is not the emulated board's ROMFS (here one in /, which ''
+    on sys.path finds first): the deploy would not be used, and says so instead of writing."""
+    (flash / "ulnet").mkdir()
+    (flash / "ulnet" / "__init__.py").write_text("OLD = 1\n")
+    done = ulnet("deploy", board.url)
+    assert done.returncode == 1
+    assert done.stderr.startswith("ulnet deploy: the board imports ulnet from /ulnet, which comes before "
+                                  "/lib on its sys.path: a copy in /lib/ulnet would never be used; remove that copy first\n"), done.stderr
+    assert done.stderr.count("\n") == 1
+    assert not (flash / "lib").exists()

@@ -184,7 +184,7 @@ def test_runs_on_the_board_of_the_session():
     gc.collect()
     total = gc.mem_alloc() + gc.mem_free()
     assert 63 * 1024 < total <= 64 * 1024, total
-    assert ulnet.__file__ == "/lib/ulnet/__init__.mpy", ulnet.__file__
+    assert ulnet.__file__ == "/ulnet-tmp/lib/ulnet/__init__.mpy", ulnet.__file__
 '''
 
 HOST_CHECK_CONFTEST = '''

@@ -8,9 +8,14 @@ board, the server's copy downloaded), prints a summary and stops what it started
 `--board DEVICE` and `--server URL` use a real board or server instead.
 
 Rules: every step has a deadline; the password is never printed (URLs go through redact()).
+A board is the user's: everything the demo writes (its ulnet, config and spool) is inside the
+tools' work folder (dev.WORK_DIR), which is removed at the end, also after a failure or Ctrl-C;
+the board's own /ulnet.json, /spool, /lib and scans are never read or changed.
 """
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -19,6 +24,8 @@ import sys
 import tempfile
 import threading
 import time
+
+from mpremote.transport import TransportError
 
 from ulnet.ftp.url import redact
 from ulnet.tools import deploy
@@ -32,50 +39,51 @@ JOB_DEADLINE_S = 30
 
 WRITE_SCANS = """
 import os
-try:
-    os.mkdir("/spool")
-except OSError:
-    pass
+spool = %r
+os.mkdir(spool)
 for i in range(%d):
     name = "scan%%04d.csv" %% i
-    with open("/spool/." + name, "w") as f:
+    with open(spool + "/." + name, "w") as f:
         f.write("barcode,count,station\\n")
         for j in range(20 + i %% 30):
             f.write("%%013d,%%d,DOCK-%%d\\n" %% (4006381333931 + i * 1000 + j, j %% 7 + 1, i %% 4))
-    os.rename("/spool/." + name, "/spool/" + name)
-with open("/spool/.photo0001.jpg", "wb") as f:
+    os.rename(spool + "/." + name, spool + "/" + name)
+with open(spool + "/.photo0001.jpg", "wb") as f:
     chunk = bytearray(1024)
     for k in range(%d):
         for i in range(1024):
             chunk[i] = (i * 31 + k * 7) & 255
         f.write(chunk)
-os.rename("/spool/.photo0001.jpg", "/spool/photo0001.jpg")
-print("@scans", len(os.listdir("/spool")))
+os.rename(spool + "/.photo0001.jpg", spool + "/photo0001.jpg")
+print("@scans", len(os.listdir(spool)))
 """
 
 # the live heap is sampled at every status line (after a collection: garbage is not use)
 RUN_JOB = """
-import gc, ulnet.spool
+import gc, sys
+sys.path.insert(0, %r)
+import ulnet.spool
 peak = [0]
 def status(text):
     print(text)
     gc.collect()
     peak[0] = max(peak[0], gc.mem_alloc())
-job = ulnet.spool.run_from_config("/ulnet.json", status)
-print("@job %d %d %d %d %d" % (job.sent, job.bytes, job.left, job.bad, peak[0]))
+job = ulnet.spool.run_from_config(%r, status)
+print("@job %%d %%d %%d %%d %%d" %% (job.sent, job.bytes, job.left, job.bad, peak[0]))
 """
 
 HASH_SENT = """
 import os, hashlib, binascii
 buf = bytearray(512)
+sent = %r
 try:
-    entries = list(os.ilistdir("/spool/sent"))
+    entries = list(os.ilistdir(sent))
 except OSError:
     entries = []  # nothing was sent
 for entry in entries:
     h = hashlib.sha256()
     size = 0
-    with open("/spool/sent/" + entry[0], "rb") as f:
+    with open(sent + "/" + entry[0], "rb") as f:
         while True:
             n = f.readinto(buf)
             if not n:
@@ -164,6 +172,21 @@ def mismatches(url, files, tmp):
     return wrong
 
 
+@contextlib.contextmanager
+def _work_dir(transport):
+    """The tools' work folder on the board for the block (an earlier run's is removed first);
+    removed after it, also on a failure or Ctrl-C: the board is interrupted and soft-reset first
+    (the job may be running), and a board that does not answer keeps it until the next run."""
+    dev.make_work_dir(transport)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(TransportError, OSError, dev.DeviceError), \
+                contextlib.redirect_stdout(io.StringIO()):
+            transport.enter_raw_repl(soft_reset=True, timeout_overall=dev.ANSWER_DEADLINE_S)
+            dev.remove_tree(transport, dev.WORK_DIR)
+
+
 def demo(board_url=None, server_url=None, heap="64K"):
     """Run the demo; returns 0 when every scan is on the server, byte-identical."""
     from ulnet.tools.board import Board
@@ -177,21 +200,26 @@ def demo(board_url=None, server_url=None, heap="64K"):
     try:
         print("server  %s" % redact(url))
         print("board   %s (%s)" % (device, "emulated, %s heap" % heap if board else "real"))
-        config = json.dumps({"url": url, "device_id": DEVICE_ID, "spool": "/spool", "keep": True,
+        spool, config_path = dev.WORK_DIR + "/spool", dev.WORK_DIR + "/ulnet.json"
+        # on the demo's own board, ulnet goes into its ROMFS; on a given board, into the work folder
+        lib = "/rom/lib" if board else dev.WORK_DIR + "/lib"
+        config = json.dumps({"url": url, "device_id": DEVICE_ID, "spool": spool, "keep": True,
                              "deadline_s": JOB_DEADLINE_S}).encode()
-        with dev.session(device) as transport:
-            results = deploy.deploy_to(transport, config, romfs=board is not None, device=device)
+        with dev.session(device) as transport, _work_dir(transport):
+            results = deploy.deploy_to(transport, romfs=board is not None, device=device,
+                                       lib=deploy.DEVICE_LIB if board else lib + "/ulnet")
+            deploy.sync(transport, {config_path: config}, lambda *_: None)
             size = sum(s for s, action in results.values() if action != "removed")
-            print("deploy  %d files, %d B%s" % (len(results), size, " (ROMFS)" if board else ""))
-            scans = tagged(board_run(transport, WRITE_SCANS % (SCANS, IMAGE_BYTES // 1024), 60), "@scans")
-            print("scans   %s files written into /spool on the board" % scans[0][0])
+            print("deploy  %d files, %d B%s" % (len(results), size, " (ROMFS)" if board else " (in %s)" % lib))
+            scans = tagged(board_run(transport, WRITE_SCANS % (spool, SCANS, IMAGE_BYTES // 1024), 60), "@scans")
+            print("scans   %s files written into %s on the board" % (scans[0][0], spool))
             print("upload  running the job on the board ...", flush=True)
             t0 = time.monotonic()
-            job_lines = board_run(transport, RUN_JOB, JOB_DEADLINE_S + 30, echo=True)
+            job_lines = board_run(transport, RUN_JOB % (lib, config_path), JOB_DEADLINE_S + 30, echo=True)
             job_s = time.monotonic() - t0
             sent, sent_bytes, left, bad, peak = (int(x) for x in tagged(job_lines, "@job")[0])
             status = [line for line in job_lines if not line.startswith("@")][-1:] or [""]
-            files = tagged(board_run(transport, HASH_SENT, 120), "@file")
+            files = tagged(board_run(transport, HASH_SENT % (spool + "/sent"), 120), "@file")
         wrong = mismatches(url, files, tmp) if files else []
         print()
         print("%-28s %s" % ("files uploaded", sent))

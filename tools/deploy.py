@@ -3,13 +3,16 @@
 What goes on the device (from the checkout this module lives in): every .py under core/
 (recursively) and ports/__init__.py, ports/upy.py, as .mpy under /lib/ulnet/; tools/ never.
 /lib/ulnet/ ends up holding exactly that set: unchanged files are skipped (sha256 on the device
-against the local .mpy), stale ones removed, every written file is hashed again to verify it.
-`--config FILE` copies a device config (it holds a password: never printed) to /ulnet.json.
+against the local .mpy), stale ones removed (and the folders they leave empty), every written
+file is hashed again to verify it. A copy of ulnet that the board would import before /lib (the
+emulated board's ROMFS from an earlier --romfs is removed; any other is an error naming it)
+never leaves a deploy unused. `--config FILE` copies a device config (it holds a password:
+never printed) to /ulnet.json.
 
-`--romfs` puts the same .mpy files into a ROMFS image (lib/ulnet/...) instead: on a board with a
-ROMFS partition (MicroPython 1.25+, `vfs.rom_ioctl`) mpremote's `romfs deploy` writes it; on the
-emulated board it goes to /.romfs in flash, which the board maps outside its heap at the next
-(soft) reset. Code in ROMFS runs in place, so the heap no longer holds ulnet's bytecode.
+`--romfs` (the emulated board only) puts the same .mpy files into a ROMFS image (lib/ulnet/...)
+at /.romfs in its flash, which the board maps outside its heap at the next (soft) reset. Code in
+ROMFS runs in place, so the heap no longer holds ulnet's bytecode. A real board's ROMFS partition
+(MicroPython 1.25+, `vfs.rom_ioctl`) is written by mpremote's `romfs deploy`: --romfs refuses.
 
 `ulnet deploy --package-json` rewrites package.json, the manifest for
 `mpremote mip install path/to/package.json` (sources, not .mpy: mip does not compile).
@@ -90,15 +93,15 @@ def compile_file(compiler, local, source_name, outdir):
         return f.read()
 
 
-def compile_all(files, compiler, outdir, mount=""):
-    """{device path: .mpy bytes} for (local, rel) files.
+def compile_all(files, compiler, outdir, mount="", lib=DEVICE_LIB):
+    """{device path: .mpy bytes} for (local, rel) files, under the folder `lib`.
 
     Each file's source name (what tracebacks show) is the path it is imported from on the
     device (`mount` is "/rom" for a ROMFS image): the same string as its __file__, so the board
     interns one name for both instead of two (every name costs heap there)."""
     compiled = {}
     for local, rel in files:
-        path = "%s/%s.mpy" % (DEVICE_LIB, rel[:-3])
+        path = "%s/%s.mpy" % (lib, rel[:-3])
         compiled[path] = compile_file(compiler, local, mount + path, outdir)
     return compiled
 
@@ -118,17 +121,34 @@ def remote_hash(transport, path):
         return None  # not there (or unreadable): write it
 
 
-def remote_files(transport, folder):
-    """Every file under folder on the device (recursive); empty when the folder is missing."""
+def remote_tree(transport, folder):
+    """(files, folders) under folder on the device, recursive, folder itself among the folders;
+    both empty when it is missing."""
     try:
         entries = transport.fs_listdir(folder)
     except OSError:
-        return []
-    found = []
+        return [], []
+    files, folders = [], [folder]
     for entry in entries:
         path = folder + "/" + entry.name
-        found += remote_files(transport, path) if entry.st_mode & 0x4000 else [path]
-    return found
+        if entry.st_mode & 0x4000:
+            sub_files, sub_folders = remote_tree(transport, path)
+            files, folders = files + sub_files, folders + sub_folders
+        else:
+            files.append(path)
+    return files, folders
+
+
+def remove_stale(transport, folder, wanted, note):
+    """Remove what folder holds beyond the `wanted` paths: files, then the folders this leaves
+    empty (deepest first; folder itself too when nothing is wanted in it)."""
+    files, folders = remote_tree(transport, folder)
+    for stale in sorted(set(files) - set(wanted)):
+        transport.fs_rmfile(stale)
+        note(stale, 0, "removed")
+    needed = {p[:i] for p in wanted for i in range(len(p)) if p[i] == "/"}
+    for path in sorted(set(folders) - needed, reverse=True):
+        transport.fs_rmdir(path)
 
 
 def make_dirs(transport, paths):
@@ -180,11 +200,14 @@ def deploy(device, config=None, report=None, root=ROOT, romfs=False):
         return deploy_to(transport, config_data, report, root, romfs, device)
 
 
-def deploy_to(transport, config_data=None, report=None, root=ROOT, romfs=False, device=None, extra=None):
+def deploy_to(transport, config_data=None, report=None, root=ROOT, romfs=False, device=None, extra=None,
+              lib=DEVICE_LIB):
     """deploy() on an open transport in the raw REPL (the HIL runner deploys this way).
 
-    extra, with romfs: {path: .mpy bytes} that go into the image beside ulnet (the HIL runner's
-    test file, /board_tests/NAME.mpy, which then runs from /rom outside the heap as ulnet does)."""
+    lib: the folder ulnet goes into (the HIL runner and the demo use one in dev.WORK_DIR, which
+    they put first on sys.path). extra, with romfs: {path: .mpy bytes} that go into the image
+    beside ulnet (the HIL runner's test file, /board_tests/NAME.mpy, which then runs from /rom
+    outside the heap as ulnet does)."""
     results = {}
 
     def note(path, size, action):
@@ -194,23 +217,64 @@ def deploy_to(transport, config_data=None, report=None, root=ROOT, romfs=False, 
 
     with tempfile.TemporaryDirectory(prefix="ulnet-mpy-") as tmp:
         compiled = compile_all(sources(root), compiler_for(board_mpy_major(transport)), tmp,
-                               "/rom" if romfs else "")
+                               "/rom" if romfs else "", lib)
         image = romfs_image(dict(compiled, **(extra or {})), tmp) if romfs else None
+    reset = image is not None
     if image is None:
+        if lib == DEVICE_LIB:
+            reset = unshadow(transport, device, note)
         sync(transport, compiled, note)
     else:
         install_romfs(transport, image, device, note)
         compiled = {}
-    for stale in sorted(set(remote_files(transport, DEVICE_LIB)) - set(compiled)):
-        transport.fs_rmfile(stale)
-        note(stale, 0, "removed")
+    remove_stale(transport, lib, compiled, note)
     if config_data is not None:
         sync(transport, {CONFIG_PATH: config_data}, note)
-    if image is not None:
-        # the partition is mapped at boot: a soft reset brings the new image in
+    if reset:
+        # the partition is mapped at boot: a soft reset brings the new image in (or takes it out)
         transport.exit_raw_repl()
         transport.enter_raw_repl(soft_reset=True, timeout_overall=dev.ANSWER_DEADLINE_S)
     return results
+
+
+# where an import finds ulnet: the first sys.path entry that holds it ("" is the current folder)
+FIND_ULNET = """
+import os, sys
+def _f():
+ for p in sys.path:
+  for n in ("/ulnet/__init__.mpy", "/ulnet/__init__.py", "/ulnet.mpy", "/ulnet.py"):
+   try:
+    os.stat((p or ".") + n)
+    return (p or os.getcwd()).rstrip("/") + "/ulnet"
+   except OSError:
+    pass
+ return "-"
+print(_f())
+del _f
+"""
+
+
+def unshadow(transport, device, note):
+    """Before a deploy to /lib: an earlier `deploy --romfs` puts /rom/lib ahead of /lib on
+    sys.path, and the board would go on importing that copy. The emulated board's partition
+    (what --romfs wrote) is removed (True: a soft reset must unmap it); any other copy first on
+    the path is an error saying where it is."""
+    found = dev.run(transport, FIND_ULNET).decode().strip()
+    if found in ("-", DEVICE_LIB):
+        return False
+    if found.startswith("/rom/") and is_emulated(transport):
+        transport.fs_rmfile(EMULATED_ROMFS)
+        note(EMULATED_ROMFS, 0, "removed")
+        return True
+    how = ("rewrite its ROMFS partition without lib/ulnet (`mpremote romfs deploy DIR`)"
+           if found.startswith("/rom/") else "remove that copy")
+    raise DeployError("the board imports ulnet from %s, which comes before /lib on its sys.path: a copy "
+                      "in /lib/ulnet would never be used; %s first" % (found, how))
+
+
+def is_emulated(transport):
+    """True on an emulated board (tools/board.py): it has ULNET_FLASH in its environment."""
+    return dev.run(transport, "import os\nprint(os.getenv('ULNET_FLASH') is not None)").strip() == b"True"
 
 
 def romfs_image(compiled, tmp):
@@ -233,10 +297,10 @@ def romfs_image(compiled, tmp):
 def install_romfs(transport, image, device, note):
     has_rom = dev.run(transport, "import vfs\nprint(hasattr(vfs, 'rom_ioctl'))").strip() == b"True"
     if has_rom:
-        raise DeployError("writing a board's ROMFS partition is mpremote's job: run "
-                          "`mpremote connect %s romfs deploy DIR` with DIR holding lib/ulnet" % device)
-    emulated = dev.run(transport, "import os\nprint(os.getenv('ULNET_FLASH') is not None)").strip().decode()
-    if emulated != "True":
+        raise DeployError("--romfs is for the emulated board only: a real board's ROMFS partition "
+                          "is written by `mpremote connect %s romfs deploy DIR` (DIR holding lib/ulnet)"
+                          % device)
+    if not is_emulated(transport):
         raise DeployError("%s has no ROMFS partition (MicroPython 1.25+ with vfs.rom_ioctl)" % device)
     sync(transport, {EMULATED_ROMFS: image}, note)
 

@@ -5,6 +5,11 @@ emulated board's), `socket://HOST:PORT` or `rfc2217://HOST:PORT`. Shared by `uln
 `ulnet hil`. Rules: no raw-REPL client of our own (mpremote's SerialTransport does the protocol),
 every read has a timeout (the serial timeout bounds mpremote's blocking reads), and every failure
 is a DeviceError whose message is one line naming the device.
+
+WORK_DIR is the host tools' own folder on a device: `ulnet hil`, the board tests and `ulnet demo`
+write only inside it (their copy of ulnet, test modules, config, spool, test files) and remove it
+when they end; a run that was cut short leaves it for the next run to remove at its start. A
+device's own /ulnet.json, /spool, /lib and every other file stay as they were.
 """
 
 import contextlib
@@ -24,6 +29,24 @@ URL_SCHEMES = ("socket://", "rfc2217://", "loop://")
 # in small pieces, as firmware without raw-paste flow control drops what it cannot take in time
 PTY_BYTES_PER_S = 11520
 PTY_CHUNK = 16
+WORK_DIR = "/ulnet-tmp"
+# removes a folder and all it holds on the board; nothing when it is missing
+REMOVE_TREE = """
+import os
+def _rm(p):
+ try:
+  d = os.stat(p)[0] & 0x4000
+ except OSError:
+  return
+ if d:
+  for e in list(os.ilistdir(p)):
+   _rm(p + "/" + e[0])
+  os.rmdir(p)
+ else:
+  os.remove(p)
+_rm(%r)
+del _rm
+"""
 
 
 class DeviceError(Exception):
@@ -104,3 +127,17 @@ def error_line(error_output):
     """The last line of a MicroPython traceback, e.g. 'OSError: [Errno 28] ENOSPC'."""
     lines = [line.strip() for line in error_output.splitlines() if line.strip()]
     return lines[-1] if lines else "error on the board"
+
+
+def remove_tree(transport, path):
+    """Remove `path` (a folder inside WORK_DIR, or WORK_DIR itself) and everything in it."""
+    if path != WORK_DIR and not path.startswith(WORK_DIR + "/"):
+        raise ValueError("remove_tree only removes the tools' own folder %s, not %s" % (WORK_DIR, path))
+    run(transport, REMOVE_TREE % path, timeout_s=30)
+
+
+def make_work_dir(transport, *subfolders):
+    """A fresh, empty WORK_DIR (what an earlier run left is removed first), with subfolders."""
+    remove_tree(transport, WORK_DIR)
+    run(transport, "import os\nfor d in %r:\n os.mkdir(d)"
+        % ([WORK_DIR] + [WORK_DIR + "/" + s for s in subfolders],))

@@ -12,12 +12,19 @@ when the test runs on the board. A file may set, as module-level literals read o
 an emulated board) and `DEPLOY = "romfs"` (ulnet in the board's ROMFS, run in place, instead of
 "lib", .mpy files under /lib); a file that sets either runs on an emulated board of its own.
 
+A device is the user's: the runner writes only inside the tools' work folder (dev.WORK_DIR,
+/ulnet-tmp): WORK/lib/ulnet (the run's ulnet, first on sys.path, so the device's own /lib/ulnet
+is neither used nor changed), WORK/tests (test modules) and WORK/files, the tests' current folder,
+emptied before each file (what a test writes goes there: relative paths). The work folder is
+removed at close(), and at open() when a run that was cut short left it.
+
 HILSession is the transport layer, on mpremote's raw REPL (tools/device.py):
 - per file: soft reset, harness sent as code, the test file brought in: on a board with a
   filesystem and .mpy support ulnet is deployed first and the file copied to
-  /board_tests/NAME.mpy and imported (a file on an emulated board of its own with
+  WORK/tests/NAME.mpy and imported (a file on an emulated board of its own with
   DEPLOY = "romfs" goes into the ROMFS image with ulnet instead, with the harness, and both are
-  imported from /rom/board_tests), on others (a micro:bit) its source is sent as code;
+  imported from /rom/board_tests), on others (a micro:bit) its source is sent as code and
+  nothing is written;
 - per test: `_ulnet_run(name, test, params)`, its result line read within the deadline; at the
   deadline Ctrl-C, and a board that does not come back is reset once (the reset button of an
   emulated board, a soft reset otherwise) and the test reported failed. A board that does not
@@ -46,7 +53,10 @@ RESULT_PREFIX = "@ulnet-test "
 DEFAULT_DEADLINE_S = 60
 # after a Ctrl-C or a reset, how long the board has to show its raw REPL again
 RECOVER_DEADLINE_S = 5
-DEVICE_TESTS = "/board_tests"
+ROM_TESTS = "/board_tests"  # the test modules' folder in a ROMFS image (mounted at /rom)
+WORK_LIB = dev.WORK_DIR + "/lib"
+WORK_TESTS = dev.WORK_DIR + "/tests"
+WORK_FILES = dev.WORK_DIR + "/files"
 
 DEPLOY_MODES = ("lib", "romfs")
 
@@ -113,26 +123,37 @@ class HILSession:
         self.loaded = None  # path of the test file whose names are in the REPL's globals
         self.dead = None  # why the board is given up on
 
-    def open(self, deploy_ulnet=True):
+    def open(self):
         self.transport = dev.open_device(self.device)
         try:
             self.compiler = deploy.compiler_for(deploy.board_mpy_major(self.transport))
         except deploy.DeployError:
             self.compiler = None  # no .mpy version: an old firmware, tests go as source
-        if self.compiler and deploy_ulnet:
+        if self.compiler:
+            dev.make_work_dir(self.transport, "tests", "files")
             extra = {}
             if self.romfs:
                 for test_file in self.test_files:
                     for module, source in ((test_file.module, test_file.board_source()),
                                            (HARNESS[:-3], _code_of(test_file.harness))):
-                        path = "%s/%s.mpy" % (DEVICE_TESTS, module)
+                        path = "%s/%s.mpy" % (ROM_TESTS, module)
                         extra[path] = self._compile(module, source, "/rom" + path)
-            deploy.deploy_to(self.transport, romfs=self.romfs, device=self.device, extra=extra)
+                deploy.deploy_to(self.transport, romfs=True, device=self.device, extra=extra)
+            else:
+                deploy.deploy_to(self.transport, device=self.device, lib=WORK_LIB + "/ulnet")
             self.in_rom = {test_file.path for test_file in self.test_files} if extra else set()
         return self
 
     def close(self):
+        """Leaves the device as it was: what runs is stopped, the work folder removed."""
         if self.transport is not None:
+            if self.compiler is not None and not self.dead:
+                with _quiet(), contextlib.suppress(TransportError, OSError, dev.DeviceError):
+                    # interrupts a test still running (the run itself was interrupted), and the
+                    # soft reset drops the run's path and modules; a board that does not answer
+                    # keeps the folder until the next run's open()
+                    self.transport.enter_raw_repl(soft_reset=True, timeout_overall=RECOVER_DEADLINE_S)
+                    dev.remove_tree(self.transport, dev.WORK_DIR)
             with contextlib.suppress(TransportError, OSError):
                 self.transport.exit_raw_repl()
             self.transport.close()
@@ -158,20 +179,28 @@ class HILSession:
         soft reset, so the file's tests start from a heap that holds only the harness and them."""
         self.loaded = None
         in_rom = test_file.path in self.in_rom
-        if self.compiler is not None and not in_rom:
-            target = "%s/%s.mpy" % (DEVICE_TESTS, test_file.module)
-            deploy.sync(self.transport, {target: self._compile(test_file.module, test_file.board_source(), target)},
-                        lambda *_: None)
+        if self.compiler is not None:
+            dev.remove_tree(self.transport, WORK_FILES)  # what the last file's tests wrote
+            dev.run(self.transport, "import os\nos.mkdir(%r)" % WORK_FILES)
+            if not in_rom:
+                target = "%s/%s.mpy" % (WORK_TESTS, test_file.module)
+                deploy.sync(self.transport, {target: self._compile(test_file.module, test_file.board_source(),
+                                                                   target)}, lambda *_: None)
         with _quiet():
             self.transport.enter_raw_repl(soft_reset=True, timeout_overall=dev.ANSWER_DEADLINE_S)
         if not in_rom:
             dev.run(self.transport, _code_of(test_file.harness))
         if self.compiler is None:
             dev.run(self.transport, _code_of(test_file.path, test_file.board_source()))
+        elif in_rom:
+            dev.run(self.transport, "import os, sys\nos.chdir(%r)\nsys.path.insert(0, %r)\n"
+                    "from harness import _ulnet_run\nfrom %s import *"
+                    % (WORK_FILES, "/rom" + ROM_TESTS, test_file.module))
         else:
-            dev.run(self.transport, "import sys\nsys.path.insert(0, %r)\n%sfrom %s import *"
-                    % ("/rom" + DEVICE_TESTS if in_rom else DEVICE_TESTS,
-                       "from harness import _ulnet_run\n" if in_rom else "", test_file.module))
+            # the run's ulnet and tests come first; a ulnet the device's boot.py imported goes
+            dev.run(self.transport, "import os, sys\nos.chdir(%r)\nsys.path[:0] = %r\n"
+                    "for m in [m for m in sys.modules if m.split('.')[0] == 'ulnet']:\n del sys.modules[m]\n"
+                    "from %s import *" % (WORK_FILES, [WORK_TESTS, WORK_LIB], test_file.module))
         self.loaded = test_file.path
 
     def _compile(self, module, source, source_name):

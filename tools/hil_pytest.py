@@ -8,7 +8,8 @@ passed to the function on the board (literal values only). Host fixtures start t
 127.0.0.1, which the board reaches (an emulated board shares the host's loopback). A fixture
 that must check something on the host once the board test passed (the bytes a board uploaded)
 returns `HostCheck(value, check)`: the board gets `value`, then `check()` runs on the host and
-its failure fails the test.
+its failure fails the test. A board test writes only in its current folder (WORK/files, see
+tools/hil.py): the device's own files stay as they were.
 
 Options: `--board` (default `emu`: an emulated board per pytest process, so each xdist worker
 owns its own; a DEVICE has one owner, so it refuses xdist), `--board-heap` for emu (64K),
@@ -27,11 +28,12 @@ import types
 
 import pytest
 
+from ulnet.tools import device as dev
 from ulnet.tools import hil
 from ulnet.tools.board import Board
 
 __all__ = ["HostCheck", "pytest_addoption", "pytest_configure", "pytest_pycollect_makemodule", "hil_session",
-           "hil_board", "hil_file_board"]
+           "hil_board", "hil_file_board", "board_work_dir"]
 
 
 def pytest_addoption(parser):
@@ -95,6 +97,13 @@ def _host_test(test_file, test):
         [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in names])
     board_test.__name__ = board_test.__qualname__ = test.name
     return board_test
+
+
+@pytest.fixture
+def board_work_dir():
+    """The runner's work folder on the board (tools/device.py WORK_DIR): a board test writes
+    only inside it; its tests' current folder is WORK/files, emptied before each file."""
+    return dev.WORK_DIR
 
 
 @pytest.fixture
