@@ -193,9 +193,11 @@ class HILSession:
         if self.compiler is None:
             dev.run(self.transport, _code_of(test_file.path, test_file.board_source()))
         elif in_rom:
-            dev.run(self.transport, "import os, sys\nos.chdir(%r)\nsys.path.insert(0, %r)\n"
+            # the folder's name as bytes: a str literal would be interned, and one name more
+            # can double the qstr pool (3.5 KB) of a board whose heap is cut to fit its test
+            dev.run(self.transport, "import os, sys\nos.chdir(%r.decode())\nsys.path.insert(0, %r)\n"
                     "from harness import _ulnet_run\nfrom %s import *"
-                    % (WORK_FILES, "/rom" + ROM_TESTS, test_file.module))
+                    % (WORK_FILES.encode(), "/rom" + ROM_TESTS, test_file.module))
         else:
             # the run's ulnet and tests come first; a ulnet the device's boot.py imported goes
             dev.run(self.transport, "import os, sys\nos.chdir(%r)\nsys.path[:0] = %r\n"
