@@ -1,7 +1,9 @@
-"""An operation's command group (a verified upload's RNFR, RNTO and SIZE) against a scripted
-server: sent in one write where the session pipelines, one at a time where it does not; each
-reply goes to its own command whatever the server refuses, and a server that does not answer a
-group turns pipelining off instead of costing every later upload a deadline."""
+"""Fewer round trips per upload, against a scripted server. An operation's command group (a
+verified upload's RNFR, RNTO and SIZE): sent in one write where the session pipelines, one at
+a time where it does not; each reply goes to its own command whatever the server refuses, and
+a server that does not answer a group turns pipelining off instead of costing every later
+upload a deadline. Early data: an upload's data follows its STOR at once; progress counts only
+from the server's 150, and a refused STOR reports none."""
 
 import os
 
@@ -132,3 +134,50 @@ def test_a_server_that_drops_piggybacked_commands_turns_pipelining_off(tmp_path)
             assert login.error is None and put.error is None and put.result == 1000
         finally:
             s.close()
+
+
+def test_upload_data_goes_before_the_150_and_progress_counts_from_it(tmp_path):
+    seen = {}
+
+    def script(c):
+        c.login()
+        c.expect("TYPE", "200 Type set to I")
+        data_sock = c.accept(c.passive())
+        c.expect("STOR")
+        seen["data"] = c.receive_all(data_sock)  # all of it, before the 150
+        c.reply("150 Ok to send data.\n226 Transfer complete.")
+        c.expect("RNFR", "350 Ready.")
+        c.expect("RNTO", "250 Renamed.")
+        c.wait_closed()
+
+    def test(s):
+        put = s.client.put(write(tmp_path, "scan.csv", DATA), "scan.csv", resume=False)
+        s.wait(s.login, put)
+        assert put.error is None
+        assert [(done, total) for op, done, total in s.progress] == [(1000, 1000)]  # at the 150
+
+    run(script, test, pipeline=False)
+    assert seen["data"] == DATA
+
+
+def test_a_stor_refused_after_its_data_went_reports_no_progress(tmp_path):
+    # the data went early, but the server refuses the STOR: it stored none of it, so nothing may
+    # count as sent (the upload job journals a scan at its first progress report)
+    def script(c):
+        c.login()
+        c.expect("TYPE", "200 Type set to I")
+        data_sock = c.accept(c.passive())
+        c.expect("STOR")
+        c.receive_all(data_sock)
+        c.reply("553 Not allowed.")
+        c.expect("PWD", '257 "/"')
+        c.wait_closed()
+
+    def test(s):
+        put = s.client.put(write(tmp_path, "scan.csv", DATA), "scan.csv", resume=False)
+        pwd = s.client.pwd()
+        s.wait(s.login, put, pwd)
+        assert put.error.code == 553 and pwd.result == "/" and s.progress == []
+
+    srv = run(script, test)
+    assert "RNFR" not in srv.verbs()

@@ -202,9 +202,10 @@ class Transfer:
         self.total = total
         self.up = up
         self.pos = self.end = 0
-        # active: the server's 1yz came (the session sets it), data may flow; finished: the data
-        # half is over; reply: the final reply when it came first, held until then
-        self.active = self.finished = False
+        # active: data may flow (the server's 1yz came, or an upload's command went: the
+        # session sets it); accepted: the server took the command; finished: the data half is
+        # over; reply: the final reply when it came first, held until then
+        self.active = self.accepted = self.finished = False
         self.error = self.reply = None
 
     def pump(self, session, sock):
@@ -218,7 +219,7 @@ class Transfer:
         kernel = session.use_sendfile and hasattr(port, "sendfile")
         buf, f = session.buf, self.file
         pos, end, done = self.pos, self.end, self.done
-        progress = session.on_progress  # one lookup per call, not per chunk
+        progress = session.on_progress if self.accepted else None  # one lookup per call
         # a chunk the OS takes whole needs no socket bookkeeping, so it goes straight to the
         # port's send (on a board the socket's own write, in C): no Python call per chunk,
         # which on a board costs about as much as the chunk's copy. Anything else (a short or
@@ -255,6 +256,17 @@ class Transfer:
         if done != self.done or pos != self.pos:
             session._timer.restart(session.data_idle_ms)
         self.pos, self.end, self.done = pos, end, done
+
+    def accept(self, session):
+        """The server took the transfer command (its 1yz, or a positive final reply that came
+        first). An upload may have sent data before (the session's early_data): only from here
+        does the server store what it gets under the command's name, so progress is reported
+        from here on, starting with what went before; an upload whose command is refused never
+        reports progress (its data went nowhere), and a caller that journals on the first
+        progress report journals only uploads the server took."""
+        self.accepted = True
+        if self.up and session.on_progress is not None:
+            session.on_progress(session._op, self.done, self.total)
 
     def receive(self, session, sock):
         buf = session.buf

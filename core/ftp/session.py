@@ -45,6 +45,9 @@ class FTPSession:
     trust_pasv_address = False
     use_sendfile = True  # uploads through the port's sendfile where it has one (the desktop)
     pipeline = True  # send an operation's command group at once (off: one at a time)
+    # passive uploads send their data at once after STOR, not after its 150: one round trip
+    # less per upload (see Transfer.accept for what a refused STOR then means)
+    early_data = True
 
     def __init__(self, eventer, buf=None):
         """buf: the chunk buffer (default: a new bytearray of the port's RECV_SIZE). A board
@@ -172,7 +175,11 @@ class FTPSession:
                     return self._fail(exc.message)
                 # a bad argument (mkdir(""), size(5)): refused before anything was sent, so
                 # this operation fails and the session goes on
-                self._step(None, exc.message)
+                return self._step(None, exc.message)
+            xfer = self._xfer
+            if xfer is not None and xfer.up and not xfer.active and self.early_data and self.passive:
+                xfer.active = True  # STOR is on its way: its data follows it
+                xfer.pump(self, self._dsock)
 
     def _settle(self, op, code, text):
         """Finish op and report it, once (success when text is None); start the next one."""
@@ -276,6 +283,9 @@ class FTPSession:
         xfer = self._xfer
         if reply.code == 421:
             self._fail(reply.text, 421)  # RFC 959: the server is closing the control connection
+        elif xfer is not None and reply.code < 400 and not xfer.accepted:
+            xfer.accept(self)  # the server took the transfer command
+            self._reply(reply)
         elif reply.command == "NOOP" and self._keepalive:
             self._keepalive = False
             if self._op is None:
