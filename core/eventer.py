@@ -8,6 +8,9 @@ Rules (lNet's CallAction, kept):
 - The eventer never knows a protocol, and only the port knows the runtime's selector API.
 - Steady state allocates nothing per round on MicroPython: the lists below are reused and
   timers are re-armed in place (`Timer.restart`).
+- A deadline never comes early: ticks are whole milliseconds, truncated, so "now" may be up to
+  1 ms past the tick it reads; a timer or run_until of ms > 0 is due one tick after now + ms,
+  so at least ms of real time passes first (at most one more, plus the loop's latency).
 """
 
 import sys
@@ -49,7 +52,8 @@ class Timer:
         """(Re-)arm to fire ms from now, in place: nothing is allocated."""
         ev = self.eventer
         port = ev.port
-        self.due = due = port.ticks_add(port.ticks_ms(), ms)
+        # + 1: never early (see above); 0 stays "the next round"
+        self.due = due = port.ticks_add(port.ticks_ms(), ms + 1 if ms > 0 else ms)
         self.active = True
         if not self._queued:
             self._queued = True
@@ -129,7 +133,7 @@ class Eventer:
     def run_until(self, predicate, timeout_ms):
         """Run rounds until predicate() is true; raise ulnet.TimeoutError at the deadline."""
         port = self.port
-        deadline = port.ticks_add(port.ticks_ms(), timeout_ms)
+        deadline = port.ticks_add(port.ticks_ms(), timeout_ms + 1)  # + 1: never early (see above)
         while not predicate():
             left = port.ticks_diff(deadline, port.ticks_ms())
             if left <= 0:

@@ -104,7 +104,7 @@ class FTP:
         while not op.done:
             if self._progress != seen:
                 seen = self._progress
-                deadline = port.ticks_add(port.ticks_ms(), quiet_ms)
+                deadline = port.ticks_add(port.ticks_ms(), quiet_ms + 1)  # never early: see eventer.py
             left = port.ticks_diff(deadline, port.ticks_ms())
             if left <= 0:
                 raise FTPError(None, "no progress within %d ms" % quiet_ms, op.name)
