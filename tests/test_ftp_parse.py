@@ -246,7 +246,11 @@ def test_parsers_raise_only_remote_errors(text):
 @given(st.binary(max_size=80))
 def test_decode_text_takes_any_bytes(data):
     text = decode_text(data)
-    assert text == data.decode("utf-8", "strict") if _utf8(data) else len(text) == len(data)
+    if _utf8(data):  # as decoded, control characters (C0 but TAB, DEL, C1) shown as U+FFFD
+        assert text == "".join("\ufffd" if (ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 else c
+                               for c in data.decode("utf-8", "strict"))
+    else:  # one character per byte, ASCII or U+FFFD
+        assert len(text) == len(data) and all(c == "\ufffd" or 32 <= ord(c) < 127 or c == "\t" for c in text)
 
 
 def _utf8(data):

@@ -445,16 +445,53 @@ def test_hostile_long_line_fails_fast_without_buffering_it():
     assert proto.state == ERROR and len(proto._buf) == 0
 
 
-def test_hostile_long_line_in_one_read():
+@pytest.mark.parametrize("cut", [None, 4, 8, 12], ids=["one read", "cut at 4", "cut at 8", "cut at 12"])
+def test_hostile_long_line_comes_after_the_reply_before_it_however_split(cut):
+    # the complete 200 in the same read as the start of a 1 MB line is still delivered, then the
+    # error: the outcome does not depend on how the bytes were split; the line is never held
     proto = logged_in()
     proto.send("NOOP")
-    with pytest.raises(RemoteProtocolError):
-        proto.receive_data(b"200 " + b"x" * (1 << 20))
+    proto.send("NOOP")
+    data = b"200 ok\r\n200 " + b"x" * (1 << 20)
+    events = []
+    with pytest.raises(RemoteProtocolError, match="reply line longer than 2048 bytes"):
+        pieces = [data] if cut is None else [data[:cut], data[cut:]]
+        for i, piece in enumerate(pieces):
+            proto.receive_data(piece)
+            if i == len(pieces) - 1:  # the long line has begun
+                assert len(proto._buf) <= 12  # "200 ok\r\n" at most: the long line is dropped
+                proto.receive_data(b"x" * 4096)  # more of it changes nothing
+            while True:
+                event = proto.next_event()
+                if event is NEED_DATA:
+                    break
+                events.append(event)
+    assert [ev_list(e) for e in events] == [R(200, "NOOP", ["ok"])]
+    assert proto.state == ERROR
     proto = logged_in()
     proto.send("NOOP")
     proto.receive_data(b"200 " + b"x" * (1 << 20) + b"\r\n")  # complete, but too long
     with pytest.raises(RemoteProtocolError):
         proto.next_event()
+
+
+def test_a_malformed_line_is_quoted_up_to_its_end_only():
+    # the text quotes at most 16 bytes of the bad line, never the next line's
+    proto = logged_in()
+    proto.send("NOOP")
+    proto.receive_data(b"xy\r\n230 the next line, never quoted\r\n")
+    with pytest.raises(RemoteProtocolError) as info:
+        proto.next_event()
+    assert str(info.value) == "malformed reply line b'xy'"
+
+
+def test_control_characters_in_replies_are_shown_as_u_fffd():
+    # server text reaches terminals and logs: an ESC sequence (or C1 CSI) must not act there
+    proto = logged_in()
+    proto.send("NOOP")
+    proto.receive_data(b"550-\x1b]0;pwned\x07 title\r\n \xc2\x9b2J\tcaf\xc3\xa9\x7f\r\n550 \x00end\r\n")
+    (reply,) = drain(proto)
+    assert reply.lines == ["\ufffd]0;pwned\ufffd title", " \ufffd2J\tcaf\u00e9\ufffd", "\ufffdend"]
 
 
 def test_line_of_max_length_is_accepted():
@@ -797,6 +834,11 @@ TEXT = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=(
                max_size=30)
 
 
+def shown(text):
+    """text as the machine shows it: control characters (C0 but TAB, DEL, C1) as U+FFFD."""
+    return "".join("\ufffd" if (ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 else c for c in text)
+
+
 @st.composite
 def reply_streams(draw):
     """(bytes, expected events, number of commands) for a stream of valid replies."""
@@ -829,7 +871,7 @@ def expected_events(events, commands):
         verb = pending[0] if pending else None
         if final and pending:
             pending.pop(0)
-        expected.append(R(code, verb, lines, final))
+        expected.append(R(code, verb, [shown(line) for line in lines], final))
     return expected
 
 

@@ -59,7 +59,7 @@ def lines(session, op, verb, path):
         if verb == "MLSD":
             found.append(listing.parse_mlsd_line(line))
         elif verb == "LIST":
-            found.append(decode_text(line).rstrip("\r"))
+            found.append(decode_text(line.rstrip(b"\r")))
         elif listing.parse_nlst_line(line):
             found.append(listing.parse_nlst_line(line))
     op.result = found
@@ -82,6 +82,9 @@ def active(session, op):
 
 
 def accepted(session, sock):
+    if sock.peer_address != session._ctl.peer_address:
+        sock.disconnect()  # only the server may connect: anyone else could feed or take the data
+        return
     for listener in session._conn.listeners[:]:
         listener.disconnect()
     session._dsock = sock

@@ -11,9 +11,10 @@ from ulnet.ftp.parse import bad_reply, is_digits, decode_text
 
 
 def _text(line):
-    """A listing line as str without its line end (bytes are decoded)."""
+    """A listing line as str without its line end (bytes are decoded, after the line end goes:
+    decode_text turns a CR into U+FFFD)."""
     if not isinstance(line, str):
-        line = decode_text(line)
+        line = decode_text(line.rstrip(b"\r\n"))
     while line[-1:] in ("\n", "\r"):
         line = line[:-1]
     return line

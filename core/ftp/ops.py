@@ -269,6 +269,13 @@ class Transfer:
             session.on_progress(session._op, self.done, self.total)
 
     def receive(self, session, sock):
+        if self.up:
+            # an upload's data connection carries nothing back, and reading into the buffer
+            # would overwrite bytes not sent yet: a byte here is the server's error (b"" is the
+            # end of stream, which on_disconnect reports)
+            if sock.get(1):
+                self.stop(session, "the server sent data on the data connection of an upload")
+            return
         buf = session.buf
         n = sock.recv_into(buf)
         if n:

@@ -15,13 +15,31 @@ from ulnet.errors import RemoteProtocolError
 
 
 def decode_text(data):
-    """bytes/bytearray -> str: UTF-8, or ASCII with U+FFFD per other byte when it is not UTF-8."""
+    """bytes/bytearray -> str: UTF-8, or ASCII with U+FFFD per other byte when it is not UTF-8.
+    Control characters (C0 but TAB, DEL, and C1 such as U+009B CSI) become U+FFFD too: server
+    text reaches terminals and logs, where an ESC sequence would act."""
+    raw = data
+    # min() and `in` run in C: a line without a control byte (or a C2 lead byte, which starts
+    # the C1 controls in UTF-8) costs no per-byte loop here
+    if data and (min(data) < 32 or b"\x7f" in data or b"\xc2" in data):
+        data = bytearray()
+        i, n = 0, len(raw)
+        while i < n:
+            c = raw[i]
+            if c == 0xC2 and i + 1 < n and 0x80 <= raw[i + 1] < 0xA0:
+                i += 1  # C1, two bytes
+                c = 127
+            if c < 32 and c != 9 or c == 127:
+                data.extend(b"\xef\xbf\xbd")
+            else:
+                data.append(c)
+            i += 1
     try:
         return str(data, "utf-8")
     except UnicodeError:
         # RFC 2640 makes UTF-8 the FTP text encoding; MicroPython has neither latin-1 nor
         # errors="replace", so the fallback is spelled out: both runtimes give the same text
-        return "".join([chr(c) if c < 128 else "\ufffd" for c in data])
+        return "".join([chr(c) if 31 < c < 127 or c == 9 else "\ufffd" for c in raw])
 
 
 def is_digits(text):

@@ -148,7 +148,7 @@ class FTPProtocol:
         self._buf = bytearray()
         self._start = 0     # consumed offset: bytes before it are parsed
         self._scan = 0      # searched-up-to mark: no LF in buf[_start:_scan]
-        self._tail = 0      # bytes after the last LF received (an unfinished line)
+        self._tail = 0      # bytes after the last LF received (an unfinished line); -1: too long
         self._eof = False
         self._code = 0      # code of the multi-line reply being read
         self._lines = None  # its lines so far; None between replies
@@ -195,9 +195,13 @@ class FTPProtocol:
         return verb.encode() + data + b"\r\n"
 
     def receive_data(self, data):
-        """Take bytes the server sent; b"" means end of stream. Raises RemoteProtocolError at
-        once when an unfinished line grows past max_line, so a hostile line is never held."""
+        """Take bytes the server sent; b"" means end of stream. An unfinished line that grows
+        past max_line is dropped at once, so a hostile line is never held: next_event returns
+        the replies complete before it, then raises RemoteProtocolError (however the bytes
+        were split, the same events come out)."""
         self._check()
+        if self._tail < 0:
+            return  # a line overflowed: nothing after it counts
         if self._eof:
             if data:
                 self._fail(LocalProtocolError("data received after end of stream"))
@@ -216,8 +220,10 @@ class FTPProtocol:
         nl = buf.rfind(b"\n", old)  # only the new bytes are searched
         self._tail = len(buf) - nl - 1 if nl >= 0 else self._tail + len(buf) - old
         if self._tail > self.max_line:
-            self._fail(RemoteProtocolError("reply line longer than %d bytes" % self.max_line))
-            self._check()
+            del buf[len(buf) - self._tail:]
+            if self._scan > len(buf):
+                self._scan = len(buf)
+            self._tail = -1  # overflowed: next_event raises once the complete lines are read
 
     def next_event(self):
         """The next Reply, NEED_DATA, or ConnectionClosed (again on every later call)."""
@@ -232,6 +238,8 @@ class FTPProtocol:
                     self._scan = end + 1
                 else:
                     self._scan = end = len(buf)
+                    if self._tail < 0:
+                        raise RemoteProtocolError("reply line longer than %d bytes" % self.max_line)
                     if not self._eof:
                         return NEED_DATA
                     if self._start == end:  # the stream ended between lines
@@ -293,7 +301,8 @@ class FTPProtocol:
         lines = self._lines
         if lines is None:
             if code < 0 or (sep != 32 and sep != 45):
-                raise RemoteProtocolError("malformed reply line %r" % bytes(buf[a:a + 16]))
+                # quotes the start of the line, never a byte past its end
+                raise RemoteProtocolError("malformed reply line %r" % bytes(buf[a:min(end, a + 16)]))
             text = decode_text(buf[a + 4:end])
             if sep == 32:
                 return self._reply(code, [text])

@@ -17,7 +17,9 @@ Rules:
   stream ended and the final reply arrived, in either order.
 - Passive by default (EPSV, then PASV); the data connection goes to the control connection's
   peer, whatever address PASV names, unless `trust_pasv_address` (this blocks FTP bounce).
-- Deadlines: connect, each reply, an idle data connection; a NOOP keeps an idle link alive.
+- Deadlines: connect, each reply, an idle data connection; a NOOP keeps an idle link alive. A
+  server cannot push one back for ever: a 1yz reply does not extend the wait for the final
+  one, and a data connection's idle deadline restarts only when data moves.
   Losing the control connection fails the running and every queued operation, once each.
 - Uploads read the file into one preallocated buffer: nothing is allocated per chunk.
 - The password lives only inside the connect operation's generator: never in `op.args`, a
@@ -28,9 +30,9 @@ Rules:
   entry points in client.py.
 """
 
+from ulnet.errors import LocalProtocolError, RemoteProtocolError
 from ulnet.ftp.ops import FTPError, Op, login, simple, upload  # noqa: F401 (FTPError re-exported)
 from ulnet.ftp.parse import parse_size
-from ulnet.errors import LocalProtocolError
 from ulnet.ftp.protocol import ERROR, NEED_DATA
 from ulnet.tcp import TCP
 
@@ -159,7 +161,10 @@ class FTPSession:
         except StopIteration:
             return self._settle(op, None, None)
         except Exception as exc:  # FTPError, a reply the parsers refuse, an OSError
-            return self._settle(op, getattr(exc, "code", None), getattr(exc, "text", None) or str(exc))
+            code = getattr(exc, "code", None)
+            if code and isinstance(exc, RemoteProtocolError) and hasattr(reply, "code"):
+                code = reply.code  # a parser refused this reply's text: the code it came with
+            return self._settle(op, code, getattr(exc, "text", None) or str(exc))
         if verb is None:
             # the data connect has its own deadline; its failure fails only this operation
             self._dsock = self._conn.connect(arg[0], arg[1], self.connect_timeout_ms)
@@ -286,21 +291,22 @@ class FTPSession:
         elif xfer is not None and reply.code < 400 and not xfer.accepted:
             xfer.accept(self)  # the server took the transfer command
             self._reply(reply)
-        elif reply.command == "NOOP" and self._keepalive:
+        elif reply.command == "NOOP" and self._keepalive and reply.final:
             self._keepalive = False
             if self._op is None:
                 self._timer.restart(self.keepalive_ms)
         elif xfer is not None and reply.code < 400 and not xfer.finished:
             # the 150, or a final reply that came before the data half is done (held until
-            # then): data flows from now on, under its idle deadline (the pump re-arms it)
+            # then): data flows from now on, under its idle deadline, which only data re-arms
+            # (the pump, receive): more replies do not, a server could send them for ever
             if reply.final:
                 xfer.reply = reply
-            self._timer.restart(self.data_idle_ms)
             if not xfer.active:
                 xfer.active = True  # also when a server skipped its 150
+                self._timer.restart(self.data_idle_ms)
                 xfer.pump(self, self._dsock)  # an upload starts sending
         elif not reply.final:
-            self._timer.restart(self.reply_timeout_ms)
+            return  # a 1yz leaves the reply deadline where it was: a server could send them for ever
         elif self._batch is not None and len(self._batch) + 1 < self._want:
             self._batch.append(reply)  # more replies of the group to come
             if self._group is None:

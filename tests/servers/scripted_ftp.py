@@ -27,16 +27,18 @@ PAUSE_S = 0.002
 
 
 class ScriptedFTP:
-    """Listen on 127.0.0.1, accept one client and play `script(Control)` against it."""
+    """Listen on host (any 127.x.y.z on Linux), accept one client and play `script(Control)`
+    against it."""
 
-    def __init__(self, script, user=USER, password=PASSWORD, deadline_s=10):
+    def __init__(self, script, user=USER, password=PASSWORD, deadline_s=10, host="127.0.0.1"):
         self.script = script
         self.user, self.password = user, password
         self.deadline_s = deadline_s
+        self.host = host
         self.commands = []  # (verb, argument) of every command received, in order
         self.error = None  # what the script raised
         self._listener = socket.socket()
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.bind((host, 0))
         self._listener.listen(1)
         self._listener.settimeout(deadline_s)
         self.port = self._listener.getsockname()[1]
@@ -45,7 +47,7 @@ class ScriptedFTP:
 
     @property
     def url(self):
-        return "ftp://%s:%s@127.0.0.1:%d/" % (self.user, self.password, self.port)
+        return "ftp://%s:%s@%s:%d/" % (self.user, self.password, self.host, self.port)
 
     def verbs(self):
         return [verb for verb, _ in self.commands]
@@ -147,19 +149,20 @@ class Control:
 
     # -- data connections --------------------------------------------------------------------
 
-    def data_listener(self, host="127.0.0.1", rcvbuf=None):
-        """A listening socket for one data connection (on any 127.x.y.z address on Linux);
-        rcvbuf: a small receive buffer, so a server that stops reading stalls the client."""
+    def data_listener(self, host=None, rcvbuf=None):
+        """A listening socket for one data connection (on any 127.x.y.z address on Linux; by
+        default the server's own); rcvbuf: a small receive buffer, so a server that stops
+        reading stalls the client."""
         sock = socket.socket()
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.bind((host, 0))
+        sock.bind((host or self.server.host, 0))
         sock.listen(1)
         sock.settimeout(self.server.deadline_s)
         self.server._sockets.append(sock)
         return sock
 
-    def passive(self, host="127.0.0.1", rcvbuf=None):
+    def passive(self, host=None, rcvbuf=None):
         """Answer EPSV (229) with a new data listener; returns the listener."""
         listener = self.data_listener(host, rcvbuf)
         self.expect("EPSV", "229 Entering Extended Passive Mode (|||%d|)" % listener.getsockname()[1])
