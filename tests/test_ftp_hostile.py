@@ -130,6 +130,27 @@ def test_a_flood_of_1xx_replies_cannot_hold_the_blocking_facade():
     assert str(err.value) == "pwd: no reply from the server within 500 ms"
 
 
+def test_a_1xx_to_the_keepalive_noop_leaves_the_session_working():
+    def script(c):
+        c.login()
+        c.expect("NOOP", "150 hm.\n200 NOOP ok.")
+        c.expect("PWD", '257 "/"')
+        c.wait_closed()
+
+    with ScriptedFTP(script) as srv:
+        s = Session(srv, keepalive_ms=100)
+        try:
+            s.wait(s.login)
+            s.ev.run_until(lambda: srv.verbs()[-1:] == ["NOOP"], 5000)
+            for _ in range(10):
+                s.ev.call_action(10)  # the 150 and the 200 arrive
+            pwd = s.client.pwd()
+            s.wait(pwd, timeout_ms=5000)
+        finally:
+            s.close()
+    assert s.client.connected and pwd.result == "/"
+
+
 def test_an_endless_multi_line_reply_fails_at_its_size_limit_with_bounded_memory():
     line = b" and more welcome text, line after line\r\n"
 
