@@ -213,7 +213,7 @@ class Apps:
         if what == "telnet":
             return {}, code_for(TELNET, HOST="127.0.0.1", PORT=self.telnetd.port)
         os.makedirs(os.path.join(ftp.home, "in"), exist_ok=True)
-        config = b'{"url": "%s", "device_id": "B", "deadline_s": 120}' % (ftp.url + "in").encode()
+        config = b'{"url": "%s", "device_id": "B", "deadline_s": 30}' % (ftp.url + "in").encode()
         return dict(self.scans, **{"ulnet.json": config}), JOB
 
     def _check(self, what, got):
