@@ -1,6 +1,6 @@
 """Board heap benchmark: what ulnet costs on emulated boards, one column per kind of board.
 
-The boards are the MicroPython unix port run by `ulnet board` (tools/board.py):
+The boards are the MicroPython unix port run by `ulnet board` (tools/board/):
 - 32-bit, ulnet frozen: the firmware `ulnet firmware --bits 32` builds (4-byte pointers,
   16-byte GC blocks, as on Cortex-M, ESP32 and ESP8266 boards), ulnet's bytecode in it;
 - 64-bit, ulnet frozen: the same built 64-bit (8-byte pointers, 32-byte GC blocks);

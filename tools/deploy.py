@@ -39,7 +39,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT_FILES = ("__init__.py", "upy.py")
 DEVICE_LIB = "/lib/ulnet"
 CONFIG_PATH = "/ulnet.json"
-EMULATED_ROMFS = "/.romfs"  # the emulated board's ROMFS partition (see tools/board_child.py)
+EMULATED_ROMFS = "/.romfs"  # the emulated board's ROMFS partition (see tools/board/child.py)
 COMPILE_DEADLINE_S = 60
 EEXIST, ENOSPC = 17, 28  # MicroPython uses the same numbers on every port
 
@@ -273,7 +273,7 @@ def unshadow(transport, device, note):
 
 
 def is_emulated(transport):
-    """True on an emulated board (tools/board.py): it has ULNET_FLASH in its environment."""
+    """True on an emulated board (tools/board/): it has ULNET_FLASH in its environment."""
     return dev.run(transport, "import os\nprint(os.getenv('ULNET_FLASH') is not None)").strip() == b"True"
 
 

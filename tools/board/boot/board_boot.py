@@ -1,6 +1,6 @@
 """Boot of the emulated board: runs under the MicroPython unix port at every (re)start.
 
-The supervisor (tools/board_supervisor.py, tools/board_child.py) starts the unix port with
+The supervisor (tools/board/supervisor.py, tools/board/child.py) starts the unix port with
 `-i -c BOOT`: BOOT mounts the board's firmware image (this file, board_hw.py and
 board_machine.py compiled to .mpy, in a ROMFS image outside the heap) at /.fw, the only folder
 on the path, and calls boot(globals()); ULNET_BOOT="MODE FLASH_SIZE RESET_CODE",

@@ -1,6 +1,6 @@
 """`ulnet board start|stop|reset`: emulated boards, and the Board API behind them.
 
-An emulated board is a supervisor process (tools/board_supervisor.py) around the real
+An emulated board is a supervisor process (tools/board/supervisor.py) around the real
 MicroPython unix port (PyPI's, 64-bit, or a `--firmware` binary such as a 32-bit build with
 ulnet frozen in, from `ulnet firmware`); its device URL is `socket://127.0.0.1:PORT` (plus a pty path with
 `--pty`), which mpremote and `ulnet deploy|hil` accept as they accept a serial port.
@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 
-from ulnet.tools.board_image import firmware_bits
+from ulnet.tools.board.image import firmware_bits
 
 STATE_DIR = os.path.join(tempfile.gettempdir(), "ulnet-boards-%d" % os.getuid())
 START_DEADLINE_S = 20
@@ -69,7 +69,7 @@ class Board:
         self.flash = tempfile.mkdtemp(prefix="ulnet-flash-") if temporary else os.path.abspath(self.flash)
         os.makedirs(self.flash, exist_ok=True)
         name = self._name = os.path.join(STATE_DIR, uuid.uuid4().hex)
-        command = [sys.executable, "-m", "ulnet.tools.board_supervisor", "--heap", self.heap,
+        command = [sys.executable, "-m", "ulnet.tools.board.supervisor", "--heap", self.heap,
                    "--flash", self.flash, "--flash-size", str(self.flash_size), "--state", name + ".json"]
         command += ["--temporary-flash"] if temporary else []
         command += ["--pty"] if self.use_pty else []

@@ -1,9 +1,9 @@
 """The emulated board's supervisor: a real MicroPython unix port made to look like a board.
 
-Run as `python -m ulnet.tools.board_supervisor --heap 64K --flash DIR [--flash-size BYTES]
+Run as `python -m ulnet.tools.board.supervisor --heap 64K --flash DIR [--flash-size BYTES]
 --state FILE [--pty] [--firmware PATH]`
-(tools/board.py does that). It serves the REPL of one MicroPython unix port process (the
-"child", started with tools/board_boot.py) on 127.0.0.1:PORT for one client at a time, and
+(tools/board/__init__.py does that). It serves the REPL of one MicroPython unix port process (the
+"child", started with tools/board/boot/board_boot.py) on 127.0.0.1:PORT for one client at a time, and
 optionally on a pty, and restarts the child whenever it exits, as a board reboots:
 
 - exit code 0 or any other code: soft reset: prints "MPY: soft reboot" and, if the child was
@@ -30,7 +30,7 @@ import signal
 import socket
 import sys
 
-from ulnet.tools.board_child import Child
+from ulnet.tools.board.child import Child
 
 # a client that does not take output for this long is dropped rather than stall the board
 CLIENT_SEND_TIMEOUT_S = 5
@@ -207,7 +207,7 @@ def write_state(path, supervisor, flash, temporary_flash):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="emulated board supervisor (see tools/board.py)")
+    parser = argparse.ArgumentParser(description="emulated board supervisor (see tools/board/__init__.py)")
     parser.add_argument("--heap", required=True)
     parser.add_argument("--flash", required=True)
     parser.add_argument("--flash-size", type=int, default=0, help="bytes; 0: the host disk's")

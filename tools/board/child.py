@@ -1,7 +1,7 @@
 """The MicroPython unix port process inside an emulated board, as the supervisor sees it.
 
 One Child object lives as long as the board; each start() spawns a fresh unix port running
-tools/board_boot.py and then its REPL. The child boots in three phases:
+tools/board/boot/board_boot.py and then its REPL. The child boots in three phases:
 BOOTING (boot.py/main.py output, passed through) -> BANNER (the unix port's REPL banner, held
 back) -> RUNNING (everything passed through). In a raw-mode reboot the banner is dropped and the
 child is put into the raw REPL, as a board stays in it across a soft reset.
@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from ulnet.tools.board_image import BOOT_CACHE, boot_image, preload_library
+from ulnet.tools.board.image import BOOT_CACHE, boot_image, preload_library
 
 # machine.reset() exits with this code; any other exit is a soft reset (sys.exit(), Ctrl-D)
 RESET_CODE = 117
@@ -41,11 +41,11 @@ BOOT = ("__import__('vfs').mount(__import__('vfs').VfsRom(__import__('uctypes').
         "__import__('board_boot').boot(globals())")
 # run the PyPI unix port through its CPython extension, keeping its exit code. Two ROMFS images
 # are first loaded into memory outside MicroPython's heap, as a board's flash is: the boot image
-# (ULNET_BOOT_IMAGE, tools/board_image.py, mounted at /.fw while the board boots: a board's own
+# (ULNET_BOOT_IMAGE, tools/board/image.py, mounted at /.fw while the board boots: a board's own
 # code is frozen into its firmware and takes no heap) and the ROMFS partition in the flash
 # folder (FLASH/.romfs, what `ulnet deploy --romfs` writes; board_boot.py mounts it at /rom).
 # .mpy files in both run in place, without being copied into the heap. A firmware binary
-# (`--firmware`) gets the same from tools/board_images.c, preloaded.
+# (`--firmware`) gets the same from tools/board/images.c, preloaded.
 LAUNCH = """
 import ctypes, os, sys, micropython_unix
 images = []
