@@ -21,6 +21,7 @@ from ulnet.tools.hil_pytest import HostCheck
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 from servers.ftp import PyFTPD, free_port  # noqa: E402
 from servers.telnet import BusyboxTelnetd  # noqa: E402
+from servers.tls import TLSServer  # noqa: E402
 
 # a peer silent for this long is dropped, so a dead board never pins a server thread
 PEER_TIMEOUT_S = 30
@@ -207,3 +208,32 @@ def spool_upload(pyftpd):
                 assert f.read() == data, "%s differs on the server" % name
 
     return HostCheck((url, SPOOL_DEVICE, SPOOL_SCANS, SPOOL_BIG_KB), check)
+
+
+@pytest.fixture
+def tls_echo(tmp_path):
+    """A TLS echo server on 127.0.0.1 (tests/servers/tls.py) presenting the test CA's
+    certificate for 127.0.0.1: the board gets (port, the CA in DER, the certificate's SHA-256
+    in hex); the host then checks that what came back through TLS is what went there."""
+    import ssl
+
+    from servers.certs import Certs
+
+    certs = Certs(str(tmp_path / "certs"))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(certs["good"].cert, certs["good"].key)
+    with open(certs.ca_der, "rb") as f:
+        ca = f.read()
+    with TLSServer(ctx, timeout_s=PEER_TIMEOUT_S) as server:
+
+        def check():
+            # MicroPython's tls module sends no close_notify: the server sees the TCP end
+            # (an unexpected EOF to OpenSSL) and nothing else may have gone wrong
+            failed = [e for e in server.failures if not isinstance(e, ssl.SSLEOFError)]
+            assert server.handshakes >= 1 and failed == [], failed
+            assert len(server.received) >= TLS_ECHO_BYTES
+
+        yield HostCheck((server.port, ca, certs["good"].fingerprint), check)
+
+
+TLS_ECHO_BYTES = 256 * 1024

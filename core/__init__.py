@@ -15,7 +15,8 @@ def __getattr__(name):
         " Eventer:eventer Timer:eventer Socket:socket TCP:tcp UDP:udp NetError:errors"
         " TimeoutError:errors ProtocolError:errors LocalProtocolError:errors"
         " RemoteProtocolError:errors FTPClient:ftp.client FTPSession:ftp.session FTP:ftp.blocking"
-        " FTPError:ftp.ops TelnetClient:telnet.client Telnet:telnet.blocking Spool:spool "
+        " FTPError:ftp.ops TelnetClient:telnet.client Telnet:telnet.blocking Spool:spool"
+        " TLSSession:tls "
     )
     at = where.find(" " + name + ":")
     if at < 0:

@@ -74,11 +74,16 @@ def net_error(code, action, host, port):
     `code` is an errno value or the OSError itself; a failed "resolve" without one is
     EAI_NONAME.
     """
+    what = None
     if isinstance(code, Exception):
+        args = code.args
+        # a port's own words (a TLS failure: its NetError, or mbedtls naming its -0x... code)
+        if isinstance(code, NetError) or len(args) > 1 and type(args[0]) is int and args[0] < -99:
+            what = args[1]
         code = errno_of(code)
     if code is None and action == "resolve":
         code = -2  # EAI_NONAME: getaddrinfo codes are negative on Linux and the unix port
-    return NetError(code, "%s %s: %s" % (action, endpoint(host, port), errno_text(code)))
+    return NetError(code, "%s %s: %s" % (action, endpoint(host, port), what or errno_text(code)))
 
 
 class TimeoutError(NetError):

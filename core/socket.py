@@ -18,9 +18,13 @@ Rules (shared by every port, never special-cased per port):
 - Hot paths (_hint, send, recv_into) allocate nothing on MicroPython. Few methods and few
   attribute names: on a board each costs heap (about 100 and 30 bytes).
 
-States (`state`, a str): "connecting" (connect() issued, outcome not known yet), "connected"
-(data may flow), "listening" (a TCP listener or a bound UDP socket), "closing" (closed during a
-round; the OS handle goes at the end of the round), "closed" (gone; calls return 0).
+States (`state`, a str): "connecting" (connect() issued, outcome not known yet; or a TLS
+handshake under way, core/tls.py), "connected" (data may flow), "listening" (a TCP listener or a
+bound UDP socket), "closing" (closed during a round; the OS handle goes at the end of the round),
+"closed" (gone; calls return 0).
+
+TLS: a TLS socket's `_raw` is the runtime's TLS socket and `_port` the object its I/O goes
+through (the port itself, or the port's TLS I/O); everything above reads and writes as before.
 """
 
 from ulnet.errors import TimeoutError, endpoint, net_error
@@ -56,11 +60,12 @@ class Socket:
     # The ones set on the way to "connected" are in the instance by then; what an error path
     # sets is set in __init__, so a failure never needs a bigger dict.
     # _read: what the last read saw; _addrs (connect only): resolved (family, sockaddr) pairs,
-    # the first is the one being tried; _timer: the connect deadline.
+    # the first is the one being tried; _timer: the connect (and TLS handshake) deadline; _tls:
+    # the socket's TLS (core/tls.py), whose handshake runs while the state is "connecting".
     user_data = local_address = local_port = peer_address = peer_port = None
     _want_write = False
     _read = _NONE
-    _timer = _addrs = None
+    _timer = _addrs = _tls = None
 
     def __init__(self, conn, raw, state):
         self._conn = conn
@@ -72,8 +77,11 @@ class Socket:
 
     def __repr__(self):
         if self.peer_address:
-            return "<Socket %s %s>" % (self.state, endpoint(self.peer_address, self.peer_port))
-        return "<Socket %s %s>" % (self.state, endpoint(self.local_address, self.local_port))
+            where = endpoint(self.peer_address, self.peer_port)
+        else:
+            where = endpoint(self.local_address, self.local_port)
+        tls = "" if self._tls is None else " tls " + self._tls.status
+        return "<Socket %s %s%s>" % (self.state, where, tls)
 
     # -- data ----------------------------------------------------------------------------
 
@@ -225,31 +233,42 @@ class Socket:
         self._later(net_error(code, "connect to", self.peer_address, self.peer_port))
 
     def _check(self):
-        """Check a connect under way (a hint came): connected, failed, or not decided yet."""
-        port = self._port
-        code = port.connect_result(self._raw)
-        if code is None:
-            return
-        if code:
-            port.unregister(self._raw)
-            port.close_socket(self._raw)
-            self._raw = None
-            self._addrs.pop(0)
-            self._try_next(code)
+        """Check a connect under way (a hint came): connected, failed, or not decided yet; or
+        take the next step of a TLS handshake (core/tls.py). Once up: on_connect (after a
+        connect), then the first on_can_send."""
+        if self._tls is not None:
+            connected = self._tls._step(self)
+        else:
+            port = self._port
+            code = port.connect_result(self._raw)
+            if code is None:
+                return
+            if code:
+                port.unregister(self._raw)
+                port.close_socket(self._raw)
+                self._raw = None
+                self._addrs.pop(0)
+                self._try_next(code)
+                return
+            name = self.peer_address
+            self.peer_address, self.peer_port = port.address(self._addrs[0][1])
+            local = port.local(self._raw)
+            if local[0] is not None:  # unknown on MicroPython (no getsockname): the defaults stay
+                self.local_address, self.local_port = local
+            self._addrs = None
+            session = self._conn.session
+            # implicit TLS: the handshake first, on_connect after it
+            connected = True if session is None else session._begin(self, name, True)
+        if connected is None:
             return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self.state = "connected"
-        self.peer_address, self.peer_port = port.address(self._addrs[0][1])
-        local = port.local(self._raw)
-        if local[0] is not None:  # unknown on MicroPython (no getsockname): the defaults stay
-            self.local_address, self.local_port = local
-        self._addrs = None
-        port.modify(self._raw, self, READ)
+        self._port.modify(self._raw, self, READ)
         conn = self._conn
         conn.iterator = self
-        if conn.on_connect is not None:
+        if connected and conn.on_connect is not None:
             conn.on_connect(self)
         # the first on_can_send comes right after on_connect, whatever send() did before
         self._want_write = False
@@ -261,7 +280,8 @@ class Socket:
         self._timer = None
         if self.state == "connecting":
             where = endpoint(self.peer_address, self.peer_port)
-            self._later(TimeoutError("connect to %s: timed out" % where))
+            what = "connect to" if self._tls is None else "TLS handshake with"
+            self._later(TimeoutError("%s %s: timed out" % (what, where)))
 
     # -- reports and close ----------------------------------------------------------------------
 

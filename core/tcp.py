@@ -67,6 +67,8 @@ class TCP(Connection):
     # policy knobs (override per object or in a subclass)
     max_connections = None  # None: no limit; else extra clients are accepted and closed
     backlog = 128  # listen() backlog: what Linux allowed by default for years; lwIP clamps it
+    # a TLSSession (ulnet.TLSSession): every connect() then speaks TLS from its first byte
+    session = None
 
     def connect(self, host, port, timeout_ms=None):
         """Start connecting; returns the Socket. Outcome: on_connect or on_error, once."""
@@ -106,6 +108,16 @@ class TCP(Connection):
         p.register(raw, sock, READ)
         self.listeners.append(sock)
         return sock
+
+    def start_tls(self, session, sock=None, timeout_ms=None):
+        """Upgrade a connected socket to TLS in place (AUTH TLS, STARTTLS): nothing more goes
+        out in clear; on_can_send fires once the handshake is done, on_error if it fails.
+        timeout_ms: its deadline (default: session.timeout_ms)."""
+        sock = self._default(sock)
+        if sock.state != "connected" or sock._tls is not None:
+            raise ValueError("start_tls: %r is not a connected plain socket" % (sock,))
+        # the name verified: session.server_hostname, else the address (no name is kept)
+        session._begin(sock, sock.peer_address, False, timeout_ms)
 
     def send(self, data, sock=None):
         return self._default(sock).send(data)

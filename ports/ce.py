@@ -21,15 +21,16 @@ What this port adds to the desktop socket calls (CE Pythons use the same BSD soc
   were lost. probe_ms=None runs without it, as strictly as a device without a watchdog.
 No os.sendfile (a device has none): uploads take the buffer path. State always comes from
 system calls, never from a message. Everything else (connect checks, drain on hint, end of
-stream once) is the socket layer's, shared with every port.
+stream once) is the socket layer's, shared with every port. TLS: ports/ce_tls.py, through the
+same sockets.
 """
 
 import select
 
 from ulnet.ports.ce_socket import WSAEWOULDBLOCK
 from ulnet.ports.ce_source import FD_ACCEPT, FD_CLOSE, FD_CONNECT, FD_READ, FD_WRITE, EmulatedSource
+from ulnet.ports.ce_tls import CETLS
 from ulnet.ports.desktop import ERROR, HANGUP, READ, WRITE, DesktopPort
-
 
 
 def _readiness(bits):
@@ -50,6 +51,7 @@ _KINDS = {"connecting": "connecting", "listening": "listening", "connected": "ac
 
 
 class Port(DesktopPort):
+    TLS = CETLS
     # a lost notification costs two probes at most (it must be seen twice); one select per
     # 50 ms costs nothing measurable
     PROBE_MS = 50
@@ -74,6 +76,7 @@ class Port(DesktopPort):
         pass
 
     def unregister(self, raw):
+        self._ssl.pop(raw.fileno(), None)
         if self._map.pop(raw.fileno(), None) is not None:
             self.source.forget(raw)
 
@@ -88,10 +91,18 @@ class Port(DesktopPort):
             probe_in = max(0, self._next_probe - self.ticks_ms())
             if timeout_ms < 0 or probe_in < timeout_ms:
                 timeout_ms = probe_in
-        self._deliver(self.source.messages(timeout_ms))
+        buffered = self._buffered()  # TLS bytes to read that no message will announce
+        self._deliver(self.source.messages(0 if buffered else timeout_ms))
+        self._hint_buffered(buffered)
         if probe_in is not None and self.ticks_ms() >= self._next_probe:
             self._next_probe = self.ticks_ms() + self.probe_ms
             self.probe()
+
+    def _buffered(self):
+        for tls in self._ssl.values():
+            if tls.left:
+                tls.flush()  # what the socket did not take of a TLS record (ports/ce_tls.py)
+        return super()._buffered()
 
     def _deliver(self, batch):
         handles = self._map

@@ -12,14 +12,23 @@ A port is the only place that knows its runtime's selector and socket API. Its c
 
 The shared part (DesktopPort) keeps the handle map and rolls it back when the OS refuses a
 registration; each backend only translates flags and timeouts. Level-triggered throughout.
+
+TLS (core/tls.py drives it; `ssl` is imported at the first TLS use, never by `import ulnet`): a
+TLS socket is an ssl.SSLSocket over the same descriptor, so the poller keeps its registration and
+the socket I/O below serves it too (its would-block exceptions join _BLOCKED). OpenSSL keeps
+decrypted bytes that no poll announces: dispatch reports a TLS socket holding some as readable
+and does not wait while one does.
 """
 
 import errno
+import hashlib
 import os
 import select
 import selectors
 import socket
 import time
+
+from ulnet.errors import NetError
 
 READ = 1
 WRITE = 4
@@ -37,9 +46,81 @@ _FROM_SELECTORS = (0, READ, WRITE, READ | WRITE)
 # WSAEWOULDBLOCK on Windows (there errno.EWOULDBLOCK is 10035, no alias of EAGAIN)
 _UNDER_WAY = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)
 
+# what "would block" raises: BlockingIOError, plus ssl's SSLWantReadError and SSLWantWriteError
+# once TLS is used (a global, so a plain upload never imports ssl)
+_BLOCKED = (BlockingIOError,)
+# ssl.SSLError once TLS is used: a TLS failure after the handshake (a bad record, an alert)
+_TLS_FAILED = ()
+_ssl = None  # the ssl module, once TLS is used
+
+
+class DesktopTLS:
+    """The desktop port's TLS part: the runtime's TLS calls for core/tls.py, and the I/O of TLS
+    sockets (their Socket._port): the port's own calls, without sendfile, which would put a
+    file's bytes on the wire in clear. ssl is imported here, at the first TLS use."""
+
+    def __init__(self, port):
+        global _BLOCKED, _TLS_FAILED, _ssl
+        import ssl
+
+        _ssl = ssl
+        _BLOCKED = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+        _TLS_FAILED = ssl.SSLError
+        self.port = port
+        self.send, self.recv_into, self.recv = port.send, port.recv_into, port.recv
+        self.modify, self.unregister = port.modify, port.unregister
+        self.close_socket = port.close_socket
+        self.RECV_SIZE = port.RECV_SIZE
+
+    def tls_context(self, cas, check):
+        """An ssl.SSLContext for clients: with check, the chain and the name are verified
+        against the DER certificates `cas` (None: the system's CA store); without, nothing is
+        (pinning or verify=False: core/tls.py checks the pin)."""
+        if check:
+            return _ssl.create_default_context(cadata=b"".join(cas) if cas else None)
+        ctx = _ssl.SSLContext(_ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = _ssl.CERT_NONE
+        return ctx
+
+    def wrap_tls(self, raw, handle, context, hostname, session):
+        """Wrap a connected socket (same descriptor: the registration stays); `session`: a TLS
+        session to resume."""
+        tls = context.wrap_socket(raw, server_hostname=hostname, do_handshake_on_connect=False,
+                                  session=session)
+        self.port._ssl[tls.fileno()] = tls
+        return tls
+
+    def handshake(self, raw):
+        """One step: 0 when done, else the readiness it waits for (READ or WRITE); a failure
+        raises NetError with the reason."""
+        try:
+            raw.do_handshake()
+        except _ssl.SSLWantReadError:
+            return READ
+        except _ssl.SSLWantWriteError:
+            return WRITE
+        except _ssl.SSLCertVerificationError as exc:
+            raise NetError(errno.ECONNABORTED, "certificate verify failed: " + _verify_reason(exc))
+        except (_ssl.SSLEOFError, _ssl.SSLZeroReturnError):
+            raise NetError(errno.ECONNRESET, "the server closed the connection")
+        except _ssl.SSLError as exc:
+            raise _tls_failure(exc)
+        return 0
+
+    def peer_digest(self, raw):
+        """SHA-256 of the server's certificate (DER), once the handshake is done."""
+        return hashlib.sha256(raw.getpeercert(True)).digest()
+
+    def tls_session(self, raw):
+        """What a later connection can resume (ssl.SSLSession), or None."""
+        return raw.session
+
 
 class DesktopPort:
     """CPython socket I/O plus the handle map; backends add the OS readiness call."""
+
+    TLS = DesktopTLS  # the class of the port's TLS part
 
     STREAM = socket.SOCK_STREAM
     DGRAM = socket.SOCK_DGRAM
@@ -48,6 +129,8 @@ class DesktopPort:
 
     def __init__(self):
         self._map = {}
+        self._ssl = {}  # fd -> SSLSocket, for the bytes OpenSSL holds (dispatch)
+        self._tls = None  # the TLS part (TLS), once TLS is used
 
     # -- clock ----------------------------------------------------------------------------
 
@@ -79,6 +162,7 @@ class DesktopPort:
 
     def unregister(self, raw):
         fd = raw.fileno()
+        self._ssl.pop(fd, None)
         if self._map.pop(fd, None) is not None:
             self._remove(fd)
 
@@ -87,10 +171,25 @@ class DesktopPort:
 
     def dispatch(self, timeout_ms):
         handles = self._map
-        for fd, flags in self._wait(timeout_ms):
+        buffered = self._buffered()
+        for fd, flags in self._wait(0 if buffered else timeout_ms):
             handle = handles.get(fd)
             if handle is not None:
                 handle._hint(flags)
+        self._hint_buffered(buffered)
+
+    def _buffered(self):
+        """TLS sockets holding decrypted bytes: readable, though no poll says so."""
+        ssl_socks = self._ssl
+        return [fd for fd, raw in ssl_socks.items() if raw.pending()] if ssl_socks else None
+
+    def _hint_buffered(self, buffered):
+        if buffered:
+            handles = self._map
+            for fd in buffered:
+                handle = handles.get(fd)
+                if handle is not None and fd in self._ssl:  # still that TLS socket
+                    handle._hint(READ)
 
     # -- socket I/O ---------------------------------------------------------------------------
 
@@ -149,22 +248,28 @@ class DesktopPort:
     def recv_into(self, raw, buf, n):
         try:
             return raw.recv_into(buf, n)
-        except BlockingIOError:
+        except _BLOCKED:
             return None
+        except _TLS_FAILED as exc:
+            raise _tls_failure(exc)
 
     def recv(self, raw, n):
         try:
             return raw.recv(n)
-        except BlockingIOError:
+        except _BLOCKED:
             return None
+        except _TLS_FAILED as exc:
+            raise _tls_failure(exc)
 
     def send(self, raw, data, off, n):
         try:
             if off == 0 and n == len(data):
                 return raw.send(data)
             return raw.send(memoryview(data)[off:off + n])
-        except BlockingIOError:
+        except _BLOCKED:
             return None
+        except _TLS_FAILED as exc:
+            raise _tls_failure(exc)
 
     def recvfrom_into(self, raw, buf):
         try:
@@ -179,11 +284,26 @@ class DesktopPort:
             return None
 
     def close_socket(self, raw):
+        if hasattr(raw, "unwrap"):
+            # a TLS socket says close_notify first (best effort: it never waits), so the peer
+            # sees a clean end of data, not a cut (a truncation)
+            try:
+                raw.unwrap()
+            except (OSError, ValueError):
+                pass
         raw.close()
 
     def close(self):
         """Release the poller itself (the eventer is done)."""
         self._close_poller()
+
+    # -- TLS ---------------------------------------------------------------------------------
+
+    def tls(self):
+        """The port's TLS part (core/tls.py uses it), made at the first TLS use."""
+        if self._tls is None:
+            self._tls = self.TLS(self)
+        return self._tls
 
 
 class _Sendfile:
@@ -246,6 +366,24 @@ class SelectorPort(_Sendfile, DesktopPort):
 
     def _close_poller(self):
         self._sel.close()
+
+
+def _verify_reason(exc):
+    """The reason of a failed verification, in words a user can act on."""
+    code = exc.verify_code
+    if code in (62, 64):  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+        return "hostname mismatch"  # core/tls.py names the host
+    if code in (2, 18, 19, 20, 21):  # no issuer, self-signed, untrusted root, no local issuer
+        return "unknown CA (%s)" % exc.verify_message
+    if code == 10:
+        return "certificate has expired"
+    return exc.verify_message or exc.reason or str(exc)
+
+
+def _tls_failure(exc):
+    """NetError for a TLS failure (a fatal alert, a bad record): its reason in words."""
+    reason = (exc.reason or str(exc)).lower().replace("_", " ")
+    return NetError(errno.ECONNABORTED, "TLS: " + reason)
 
 
 _DEFAULT = EpollPort if hasattr(select, "epoll") else SelectorPort

@@ -12,6 +12,8 @@ Same contract as ports/desktop.py (see its docstring). MicroPython facts it is b
 - getaddrinfo()[0][-1] is a raw sockaddr bytearray on the unix port (socket.sockaddr decodes
   it) and a (host, port) tuple on lwIP boards;
 - errno numbers differ between ports, so they are compared by name (errno.EAGAIN).
+
+TLS: ports/upy_tls.py, loaded at the first TLS use.
 """
 
 import errno
@@ -42,6 +44,7 @@ class Port:
         # get() reads into this, then copies out only what arrived; control replies are short,
         # and a longer read just takes more rounds of on_receive
         self._scratch = memoryview(bytearray(256))
+        self._tls = None  # the TLS part, once TLS is used
 
     # -- readiness --------------------------------------------------------------------------
 
@@ -170,3 +173,14 @@ class Port:
             if exc.errno == errno.EAGAIN:
                 return None
             raise
+
+    # -- TLS -----------------------------------------------------------------------------------
+
+    def tls(self):
+        """The port's TLS part (ports/upy_tls.py), loaded at the first TLS use: a board that
+        never speaks TLS never holds its code."""
+        if self._tls is None:
+            from ulnet.ports.upy_tls import TLS
+
+            self._tls = TLS(self)
+        return self._tls

@@ -54,7 +54,8 @@ def test_sources_are_core_and_the_upy_port_never_tools():
     core = [os.path.relpath(os.path.join(d, f), os.path.join(deploy.ROOT, "core"))
             for d, _, fs in os.walk(os.path.join(deploy.ROOT, "core")) for f in fs if f.endswith(".py")]
     assert sorted(r for r in rels if not r.startswith("ports/")) == sorted(core)
-    assert set(r for r in rels if r.startswith("ports/")) <= {"ports/__init__.py", "ports/upy.py"}
+    assert set(r for r in rels if r.startswith("ports/")) <= {"ports/__init__.py", "ports/upy.py",
+                                                               "ports/upy_tls.py"}
     assert "ports/__init__.py" in rels and "errors.py" in rels and "ftp/__init__.py" in rels
     assert not any(r.startswith("tools/") or r.split("/")[-1] == "cli.py" for r in rels)
 

@@ -1,7 +1,8 @@
 """`ulnet deploy DEVICE [--config FILE]`: compile ulnet with mpy-cross and sync it onto a device.
 
 What goes on the device (from the checkout this module lives in): every .py under core/
-(recursively) and ports/__init__.py, ports/upy.py, as .mpy under /lib/ulnet/; tools/ never.
+(recursively) and ports/__init__.py, ports/upy.py, ports/upy_tls.py, as .mpy under /lib/ulnet/;
+tools/ never.
 /lib/ulnet/ ends up holding exactly that set: unchanged files are skipped (sha256 on the device
 against the local .mpy), stale ones removed (and the folders they leave empty), every written
 file is hashed again to verify it. A copy of ulnet that the board would import before /lib (the
@@ -36,7 +37,7 @@ from mpremote.transport import TransportError, TransportExecError
 from ulnet.tools import device as dev
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PORT_FILES = ("__init__.py", "upy.py")
+PORT_FILES = ("__init__.py", "upy.py", "upy_tls.py")
 DEVICE_LIB = "/lib/ulnet"
 CONFIG_PATH = "/ulnet.json"
 EMULATED_ROMFS = "/.romfs"  # the emulated board's ROMFS partition (see tools/board/child.py)

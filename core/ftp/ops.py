@@ -215,7 +215,7 @@ class Transfer:
         re-arms the idle deadline once per call, not per chunk: it is the upload's hot path."""
         if not self.up or sock is None or not self.active or self.finished:
             return
-        port = session._conn.eventer.port
+        port = sock._port  # the socket's: a TLS socket's I/O has no sendfile, it takes buf
         kernel = session.use_sendfile and hasattr(port, "sendfile")
         buf, f = session.buf, self.file
         pos, end, done = self.pos, self.end, self.done

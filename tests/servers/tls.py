@@ -1,0 +1,172 @@
+"""TLS peers on loopback for the tests: a Python ssl server in a thread, and socat as a TLS
+terminator in front of a plain server (Telnet over TLS).
+
+TLSServer plays one of these per connection (`mode`):
+- "echo": handshake, then echo every application byte until the client ends (close_notify back);
+- "greet": as echo, but say `greeting` first (as an implicit-TLS FTP or Telnet server does);
+- "close_mid": read the ClientHello, then close (a peer that quits during the handshake);
+- "silent": read the ClientHello and never answer (a handshake that never completes);
+- "garbage": after the handshake, put a forged application-data record on the wire (an
+  attacker's bytes: the client must refuse them).
+With upgrade=True it first speaks in clear, as AUTH TLS and STARTTLS do: says "220 ready",
+waits for "STARTTLS\\r\\n", says "220 go", then plays the mode.
+It records what a test checks: `received` (every application byte, decrypted), `handshakes`
+(completed), `failures` (the server's errors: a failed handshake, e.g. the client's alert, or
+a connection cut without close_notify), `reused`
+(per completed handshake: was a TLS session resumed), `clear` (bytes read in clear).
+
+Rules: loopback only; every socket has a timeout; stop() closes everything and joins the threads,
+so a test never leaves a thread or a port behind.
+"""
+
+import os
+import shutil
+import socket
+import threading
+
+from servers.telnet import ServerProcess
+
+HOST = "127.0.0.1"
+SOCAT = shutil.which("socat") or "/usr/bin/socat"
+
+
+class TLSServer:
+    def __init__(self, context, mode="echo", upgrade=False, greeting=b"hello\r\n", timeout_s=10):
+        self.context = context
+        self.mode = mode
+        self.upgrade = upgrade
+        self.greeting = greeting
+        self.timeout_s = timeout_s
+        self.received = bytearray()
+        self.clear = bytearray()
+        self.handshakes = 0
+        self.failures = []
+        self.reused = []
+        self.connections = 0
+        self._listener = socket.socket()
+        self._listener.bind((HOST, 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._threads = []
+        self._conns = []
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        t = threading.Thread(target=self._accept, daemon=True)
+        t.start()
+        self._threads.append(t)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        self._stop.set()
+        with self._lock:
+            for conn in self._conns:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv
+                except OSError:
+                    pass
+        for t in list(self._threads):
+            t.join(self.timeout_s)
+        self._listener.close()
+        assert not any(t.is_alive() for t in self._threads), "TLS server thread still running"
+
+    def _accept(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.settimeout(self.timeout_s)
+            with self._lock:
+                self.connections += 1
+                self._conns.append(conn)
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _serve(self, conn):
+        try:
+            if self.upgrade and not self._starttls(conn):
+                return
+            if self.mode in ("close_mid", "silent"):
+                conn.recv(65536)  # the ClientHello
+                if self.mode == "silent":
+                    self._stop.wait(self.timeout_s)
+                return
+            try:
+                # a cut without close_notify raises, so a test sees an unclean end in failures
+                tls = self.context.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+            except OSError as exc:
+                self.failures.append(exc)
+                return
+            with self._lock:
+                self._conns.append(tls)
+                self.handshakes += 1
+                self.reused.append(tls.session_reused)
+            self._echo(tls)
+        except OSError as exc:
+            if not self._stop.is_set():
+                self.failures.append(exc)
+        finally:
+            conn.close()
+
+    def _starttls(self, conn):
+        conn.sendall(b"220 ready\r\n")
+        line = b""
+        while not line.endswith(b"\r\n"):
+            data = conn.recv(1)
+            if not data:
+                return False
+            line += data
+        self.clear.extend(line)
+        if line != b"STARTTLS\r\n":
+            conn.sendall(b"500 what\r\n")
+            return False
+        conn.sendall(b"220 go\r\n")
+        return True
+
+    def _echo(self, tls):
+        if self.mode == "greet":
+            tls.sendall(self.greeting)
+        if self.mode == "garbage":
+            os.write(tls.fileno(), b"\x17\x03\x03\x00\x20" + os.urandom(32))
+        while not self._stop.is_set():
+            tls.settimeout(0.1)  # short reads, so stop() is seen soon
+            try:
+                data = tls.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                break
+            self.received.extend(data)
+            tls.settimeout(self.timeout_s)
+            tls.sendall(data)
+        try:
+            tls.unwrap()  # close_notify: a clean TLS close
+        except (OSError, ValueError):
+            pass
+        tls.close()
+
+
+class SocatTLS(ServerProcess):
+    """socat terminating TLS on 127.0.0.1:self.port in front of a plain server on `target`
+    (certificate and key files given), a fork per connection."""
+
+    name = "socat TLS terminator"
+
+    def __init__(self, target_port, cert, key):
+        super().__init__()
+        self.target_port = target_port
+        self.cert = cert
+        self.key = key
+
+    def command(self, port):
+        return [SOCAT, "OPENSSL-LISTEN:%d,bind=%s,reuseaddr,fork,cert=%s,key=%s,verify=0"
+                % (port, HOST, self.cert, self.key), "TCP:%s:%d" % (HOST, self.target_port)]
