@@ -18,6 +18,7 @@ import ulnet
 import upy
 from servers.telnet import (BusyboxTelnetd, InetutilsTelnetd, RecordingProxy, ScriptedServer,
                             free_port)
+from servers.tls import SocatTLS
 from ulnet.telnet import (AYT, BINARY, DO, DONT, ECHO, IAC, NAWS, NOP, SB, SE, SGA, TTYPE, WILL,
                           WONT)
 from ulnet.telnet.protocol import NEED_DATA, Data, TelnetProtocol
@@ -29,6 +30,13 @@ PROMPT = b"# "  # root's /bin/sh prompt
 @pytest.fixture(scope="module")
 def busybox():
     with BusyboxTelnetd() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def telnets(busybox, certs):
+    """busybox telnetd behind socat terminating TLS (with the test CA's server certificate)."""
+    with SocatTLS(busybox.port, certs["good"].cert, certs["good"].key) as server:
         yield server
 
 
@@ -150,6 +158,42 @@ def test_blocking_facade_against_busybox(busybox):
         assert tn.read_some() == b""
         with pytest.raises(EOFError):
             tn.write(b"late")
+
+
+def test_telnet_over_tls_runs_a_command_with_negotiation_unchanged(ev, telnets, certs):
+    s = Session(ev).connect(telnets.port, cafile=certs.ca)
+    assert repr(s.client) == "<TelnetClient connected 127.0.0.1:%d tls verified>" % telnets.port
+    s.until(PROMPT)
+    assert b"TN_42\r\n" in s.run(b"echo TN_$((6*7))")
+    c = s.client
+    assert c.option_enabled(ECHO) and c.option_enabled(SGA)
+    assert c.option_enabled(NAWS, remote=False)
+    c.send(b"exit\r\n")
+    assert [e for e in s.until_end() if e != "connect"] == ["disconnect"]
+
+
+def test_telnet_over_tls_blocking_facade_and_refusals(telnets, certs):
+    with ulnet.Telnet(HOST, telnets.port, timeout_s=10, fingerprint=certs["good"].fingerprint,
+                      size=(100, 30)) as tn:
+        tn.read_until(PROMPT)
+        tn.write(b"stty size; exit\r\n")
+        assert tn.read_all().endswith(b"30 100\r\n")
+    with pytest.raises(ulnet.NetError) as info:
+        ulnet.Telnet("localhost", telnets.port, timeout_s=10, fingerprint=certs["other"].fingerprint)
+    assert str(info.value).startswith("TLS handshake with 127.0.0.1:%d: fingerprint mismatch"
+                                      % telnets.port)
+    with pytest.raises(ulnet.NetError) as info:
+        ulnet.Telnet(HOST, telnets.port, timeout_s=10, tls=True)  # the system store
+    assert "certificate verify failed: unknown CA" in str(info.value)
+    with pytest.raises(ValueError):
+        ulnet.Telnet(HOST, telnets.port, tls=False, cafile=certs.ca)
+
+
+def test_telnet_over_tls_defaults_to_port_992(ev):
+    client = ulnet.TelnetClient(ev)
+    client.connect(HOST, verify=False)
+    assert client._sock.peer_port == 992 and client._tcp.session.status == "unverified"
+    client.disconnect()
 
 
 def test_blocking_timeout_raises_and_keeps_what_arrived(busybox):

@@ -13,6 +13,8 @@ Rules:
   without the script reading it is a RemoteProtocolError. read_until searches only the new
   bytes (no rescanning); expect's regular expressions search the whole buffer, as telnetlib did.
 - write() returns once the OS has taken every byte, so close() right after it loses nothing.
+- Telnet over TLS takes TelnetClient.connect's arguments (tls, cafile, fingerprint, verify;
+  port 992 by default); a refused certificate is raised by the constructor (docs/tls.md).
 """
 
 import re
@@ -36,7 +38,8 @@ def _end(match, text):
 class Telnet:
     max_buffer = 1 << 20  # received bytes held for the script (a board sets it lower)
 
-    def __init__(self, host, port=23, timeout_s=30, term="VT100", size=(80, 24)):
+    def __init__(self, host, port=None, timeout_s=30, term="VT100", size=(80, 24), tls=None,
+                 cafile=None, fingerprint=None, verify=True):
         self.host = host
         self.port = port
         self.timeout_s = timeout_s
@@ -50,7 +53,8 @@ class Telnet:
         client.on_error = self._failed
         client.on_disconnect = self._ended
         try:
-            client.connect(host, port, int(timeout_s * 1000))
+            client.connect(host, port, int(timeout_s * 1000), tls, cafile, fingerprint, verify)
+            self.port = client._sock.peer_port  # 23, or 992 for Telnet over TLS
             self._wait(lambda: self._connected, None, "connect")
         except BaseException as err:
             if self._connected and isinstance(err, Exception):

@@ -69,7 +69,9 @@ class TelnetClient:
         sock = self._sock
         if sock is None:
             return "<TelnetClient not connected>"
-        return "<TelnetClient %s %s>" % (sock.state, endpoint(sock.peer_address, sock.peer_port))
+        tls = "" if sock._tls is None else " tls " + sock._tls.status
+        where = endpoint(sock.peer_address, sock.peer_port)
+        return "<TelnetClient %s %s%s>" % (sock.state, where, tls)
 
     @property
     def connected(self):
@@ -83,11 +85,26 @@ class TelnetClient:
 
     # -- the caller's side -----------------------------------------------------------------
 
-    def connect(self, host, port=23, timeout_ms=None):
-        """Start connecting (a fresh negotiation); outcome: on_connect or on_error, once."""
+    def connect(self, host, port=None, timeout_ms=None, tls=None, cafile=None, fingerprint=None,
+                verify=True):
+        """Start connecting (a fresh negotiation); outcome: on_connect or on_error, once.
+
+        Telnet over TLS (telnets: TLS from the first byte, port 992 by default) when tls is True
+        or a ulnet.TLSSession, or when cafile, fingerprint or verify=False ask for it;
+        on_connect then follows the handshake and the certificate check (docs/tls.md)."""
         if self._sock is not None:
             raise LocalProtocolError("connect: already connected or connecting")
+        session = tls
+        if tls is True or tls is None and (cafile or fingerprint or not verify):
+            from ulnet.tls import TLSSession  # only now: a plain client never loads TLS
+
+            session = TLSSession(cafile, fingerprint, verify)
+        elif not tls and (cafile or fingerprint or not verify):
+            raise ValueError("tls=False with cafile, fingerprint or verify: no TLS to apply")
         self._proto = TelnetProtocol(self.term, self.size)  # raises for a bad term or size
+        self._tcp.session = session or None
+        if port is None:
+            port = 23 if session is None else 992
         self._sock = self._tcp.connect(host, port, timeout_ms or self.connect_timeout_ms)
 
     def send(self, data):
