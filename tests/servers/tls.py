@@ -10,7 +10,8 @@ TLSServer plays one of these per connection (`mode`):
   attacker's bytes: the client must refuse them).
 With upgrade=True it first speaks in clear, as AUTH TLS and STARTTLS do: says "220 ready",
 waits for "STARTTLS\\r\\n", says "220 go", then plays the mode.
-It records what a test checks: `received` (every application byte, decrypted), `handshakes`
+With context=None it is a plain TCP echo (a benchmark's yardstick). It records what a test
+checks: `received` (every application byte, decrypted), `handshakes`
 (completed), `failures` (the server's errors: a failed handshake, e.g. the client's alert, or
 a connection cut without close_notify), `reused`
 (per completed handshake: was a TLS session resumed), `clear` (bytes read in clear).
@@ -95,6 +96,9 @@ class TLSServer:
         try:
             if self.upgrade and not self._starttls(conn):
                 return
+            if self.context is None:  # a plain echo, to compare against (benchmarks)
+                self._echo(conn)
+                return
             if self.mode in ("close_mid", "silent"):
                 conn.recv(65536)  # the ClientHello
                 if self.mode == "silent":
@@ -148,10 +152,11 @@ class TLSServer:
             self.received.extend(data)
             tls.settimeout(self.timeout_s)
             tls.sendall(data)
-        try:
-            tls.unwrap()  # close_notify: a clean TLS close
-        except (OSError, ValueError):
-            pass
+        if self.context is not None:
+            try:
+                tls.unwrap()  # close_notify: a clean TLS close
+            except (OSError, ValueError):
+                pass
         tls.close()
 
 
