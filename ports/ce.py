@@ -2,8 +2,9 @@
 
 Instead of readiness flags the eventer gets a queue of (socket, FD_* bits, error) records, as a
 Windows CE program gets WM_SOCKET messages from WSAAsyncSelect (one FD_* event each), or every
-event of a socket at once from WSAEnumNetworkEvents after WSAEventSelect (api="WSAEventSelect"). The port takes its sockets and messages from a source: on a device one built on
-Winsock (docs/porting.md), here ports/ce_source.py, an emulator over real loopback sockets that
+event of a socket at once from WSAEnumNetworkEvents after WSAEventSelect (api="WSAEventSelect").
+The port takes its sockets and messages from a source: on a device one built on Winsock
+(docs/porting.md), here ports/ce_source.py, an emulator over real loopback sockets that
 follows Winsock's one-shot rules and answers as Winsock does, with seeded faults. The port's
 code is the same either way: it never tells the source what the sockets do (Winsock re-enables
 its notifications inside recv, send and accept).
@@ -76,8 +77,10 @@ class Port(DesktopPort):
         pass
 
     def unregister(self, raw):
-        self._ssl.pop(raw.fileno(), None)
-        if self._map.pop(raw.fileno(), None) is not None:
+        fd = raw.fileno()
+        self._ssl.pop(fd, None)
+        self._ready.pop(fd, None)  # a new socket on this handle is seen afresh
+        if self._map.pop(fd, None) is not None:
             self.source.forget(raw)
 
     def close(self):

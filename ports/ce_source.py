@@ -1,4 +1,4 @@
-"""Winsock notification emulator: WSAAsyncSelect semantics over real loopback sockets, with faults.
+"""Winsock notification emulator: WSAAsyncSelect/WSAEventSelect over real loopback sockets, with faults.
 
 The one fake in ulnet, because a CE driver cannot run here. It follows the Winsock documentation
 (docs/porting.md lists each rule and its page), not Linux: a notification is one-shot until its
@@ -13,7 +13,9 @@ re-enabling call (the emulated sockets of ports/ce_socket.py make those calls).
 - FD_ACCEPT is re-enabled by accept, also by one that failed.
 - Nothing orders FD_READ after FD_CONNECT; messages can arrive after closesocket.
 Like the select() thread many CE images use instead of a native WSAAsyncSelect, it watches the
-sockets with poll and posts a message when an armed condition holds.
+sockets with poll and posts a message when an armed condition holds. With api="WSAEventSelect"
+each round reports one record per socket instead, all its events at once, as
+WSAEnumNetworkEvents does.
 
 Faults (`faults={name: probability or True}`), drawn from random.Random(seed) so the same seed
 gives the same decisions. Not lossy (every notification a device owes comes, if late, twice,
@@ -31,8 +33,8 @@ early or out of order; the core must finish without the port's probe):
                        WSAETIMEDOUT, WSAENETUNREACH or WSAECONNREFUSED
 Lossy (only the probe, a device-side watchdog, or a deadline recovers):
   drop                 a posted message is lost
-  suspend              once, within SUSPEND_ROUNDS rounds that hold a link, the device sleeps
-                       suspend_ms (pump and probe frozen); on waking each link is dead
+  suspend              once (with this chance), within SUSPEND_ROUNDS rounds that hold a link,
+                       the device sleeps suspend_ms (pump and probe frozen); then each link is dead
                        (FD_CLOSE with WSAECONNABORTED), reset (WSAECONNRESET) or silently gone
 Errors carry the host's errno of the Winsock name (errno.ECONNRESET is WSAECONNRESET on Windows).
 """
@@ -97,7 +99,8 @@ class EmulatedSource:
 
     def __init__(self, faults=None, seed=0, api="WSAAsyncSelect"):
         if api not in APIS:
-            raise ValueError("unknown Winsock notification API %r (known: %s)" % (api, ", ".join(APIS)))
+            known = ", ".join(APIS)
+            raise ValueError("unknown Winsock notification API %r (known: %s)" % (api, known))
         # WSAEventSelect: each round reports, per socket, every event recorded since the last
         # one at once, as WSAEnumNetworkEvents does (its bits ORed, the first error code)
         self.enumerate = api == "WSAEventSelect"
@@ -206,7 +209,8 @@ class EmulatedSource:
         if not w.held:
             if not revents & (select.POLLOUT | select.POLLERR | select.POLLHUP):
                 return
-            if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) and self._chance("connect_error"):
+            failed = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if not failed and self._chance("connect_error"):
                 # the stack gave up on it: the peer saw a connection open and reset
                 sock.connect_error = self.rng.choice(_CONNECT_ERRORS)
                 self._abort(sock)
@@ -277,7 +281,7 @@ class EmulatedSource:
             w.reset_in = self.rng.randrange(self.RESET_ROUNDS)
 
     def _round(self):
-        links = [w for w in self._watches.values() if w.kind != "listening" and w.kind != "datagram"]
+        links = [w for w in self._watches.values() if w.kind in ("connecting", "accepted")]
         for w in links:
             if w.reset_in >= 0:
                 w.reset_in -= 1
