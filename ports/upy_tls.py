@@ -15,7 +15,9 @@ through here. What the 1.29 `tls` module gives and lacks (measured on the unix p
 - verification errors raise ValueError with mbedtls' text, other failures OSError(-0x..., name);
 - load_verify_locations takes DER (this build parses no PEM: core/tls.py converts); no
   getpeercert (the verify callback notes the certificate's SHA-256); no session resumption; no
-  close_notify on close.
+  close_notify on close;
+- readinto reads on after data while it can (py/stream.c's loop), so a close_notify right
+  behind data is consumed and lost with that read: the end is seen at the TCP end.
 Hot path: writes are the SSLSocket type's own write(buf, off, n), no Python frame per chunk;
 reads its readinto behind one method call; nothing is allocated per chunk.
 """

@@ -486,6 +486,20 @@ def test_upy_port_refusal_is_one_error(micropython, certs, name, args, reason):
     assert srv.received == b""
 
 
+def test_upy_port_server_close_is_a_disconnect(micropython, certs):
+    """close_notify, then the TCP end: MicroPython's readinto may swallow the close_notify that
+    follows data (it reads on), so the end is seen at the TCP end (docs/tls.md)."""
+    with TLSServer(context(certs), mode="bye", greeting=b"bye\r\n") as srv:
+        # the client sends nothing: bytes the server never reads would turn its close into a reset
+        code = UPY_CLIENT.replace("len(got) == len(payload)", '"disconnect" in names').replace(
+            "payload = bytes(range(256)) * 40", "payload = b''")
+        code += "print(names[0], names[-1], bytes(got))\n"
+        out = micropython(code % ("cafile=%r" % certs.ca_der, srv.port)).splitlines()
+    assert out[0] == "<Socket closed 127.0.0.1:%d tls verified>" % srv.port
+    assert out[1] == "1 False []"  # connected once, no error (no echo: the server left)
+    assert out[2] == "connect disconnect b'bye\\r\\n'"
+
+
 def test_upy_port_start_tls_and_deadline(micropython, certs):
     code = """
 import ulnet

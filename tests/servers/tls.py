@@ -4,6 +4,8 @@ terminator in front of a plain server (Telnet over TLS).
 TLSServer plays one of these per connection (`mode`):
 - "echo": handshake, then echo every application byte until the client ends (close_notify back);
 - "greet": as echo, but say `greeting` first (as an implicit-TLS FTP or Telnet server does);
+- "bye": say `greeting`, then close_notify and close at once, without waiting for the
+  client's close_notify (as FTP servers do);
 - "close_mid": read the ClientHello, then close (a peer that quits during the handshake);
 - "silent": read the ClientHello and never answer (a handshake that never completes);
 - "garbage": after the handshake, put a forged application-data record on the wire (an
@@ -137,8 +139,10 @@ class TLSServer:
         return True
 
     def _echo(self, tls):
-        if self.mode == "greet":
+        if self.mode in ("greet", "bye"):
             tls.sendall(self.greeting)
+        if self.mode == "bye":
+            self._stop.set()  # straight to close_notify
         if self.mode == "garbage":
             os.write(tls.fileno(), b"\x17\x03\x03\x00\x20" + os.urandom(32))
         while not self._stop.is_set():
@@ -153,6 +157,8 @@ class TLSServer:
             tls.settimeout(self.timeout_s)
             tls.sendall(data)
         if self.context is not None:
+            if self.mode == "bye":
+                tls.setblocking(False)  # unwrap sends close_notify, then does not wait
             try:
                 tls.unwrap()  # close_notify: a clean TLS close
             except (OSError, ValueError):
