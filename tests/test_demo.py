@@ -27,13 +27,29 @@ def test_demo_uploads_every_scan_and_says_so():
     assert re.search(r"ftp://scanner:\*\*\*@127\.0\.0\.1:\d+/scans", out)
 
 
+def expected_scans():
+    """The 41 files the demo has the board write (tools/demo.py WRITE_SCANS), recomputed here,
+    so the server's bytes are checked against what they must be, not against the demo's word."""
+    scans = {}
+    for i in range(40):
+        rows = ["%013d,%d,DOCK-%d\n" % (4006381333931 + i * 1000 + j, j % 7 + 1, i % 4) for j in range(20 + i % 30)]
+        scans["scan%04d.csv" % i] = ("barcode,count,station\n" + "".join(rows)).encode()
+    scans["photo0001.jpg"] = b"".join(bytes((i * 31 + k * 7) & 255 for i in range(1024)) for k in range(96))
+    return scans
+
+
 def test_demo_against_a_given_server():
     with PyFTPD() as srv:
         os.mkdir(os.path.join(srv.home, "in"))
         done = run_demo("--server", srv.url + "in")
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        names = sorted(os.listdir(os.path.join(srv.home, "in")))
-        assert len(names) == 41 and all(n.startswith("DEMO01-") for n in names)
+        assert re.search(r"checked on the server\s+41 of 41 identical", done.stdout)
+        folder = os.path.join(srv.home, "in")
+        on_server = {}
+        for name in os.listdir(folder):
+            with open(os.path.join(folder, name), "rb") as f:
+                on_server[name] = f.read()
+        assert on_server == {"DEMO01-" + name: data for name, data in expected_scans().items()}
         assert srv.password not in done.stdout + done.stderr
 
 

@@ -15,7 +15,7 @@ import pytest
 
 import ulnet
 import upy
-from servers.ftp import PyFTPD, VSFTPD
+from servers.ftp import PyFTPD, VSFTPD, free_port
 from ulnet.spool import JOURNAL, Spool, check_config, pending, run_from_config
 
 DEVICE = "SCN042"
@@ -535,6 +535,49 @@ def test_a_scan_refused_by_the_server_stays_and_the_others_go(tmp_path):
     assert "scan001.csv" in job.reason and job.reason.startswith("put scan001.csv failed: 5")
     assert on_server[DEVICE + "-scan000.csv"] == scans["scan000.csv"]
     assert on_server[DEVICE + "-scan002.csv"] == scans["scan002.csv"]
+
+
+@pytest.mark.parametrize("keep", [False, True], ids=["delete", "keep"])
+@pytest.mark.parametrize("fault", ["stored short", "SIZE lies"])
+def test_a_scan_leaves_the_spool_only_when_the_server_holds_all_of_it(fault, keep, tmp_path):
+    # the job's central guarantee: a server that stores a scan short (and says 226), or answers
+    # SIZE with one byte less, leaves the scan in the spool with a reason naming both sizes
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [5000, 300])
+    faults = {"short_stor": 1} if fault == "stored short" else {"size_lie": 1}
+    with PyFTPD(**faults) as srv:
+        job = run_job(srv.url, str(spool), deadline_ms=1500, keep=keep)
+    assert (job.sent, job.left) == (0, 2) and job.failures >= 2
+    assert sorted(os.listdir(spool)) == sorted([JOURNAL] + list(scans))  # no sent/, nothing deleted
+    assert job.reason in ("size scan000.csv failed: server has 4999 bytes, not 5000",
+                          "size scan001.csv failed: server has 299 bytes, not 300")
+    assert job.status.startswith("deadline passed: 0 sent")
+
+
+def test_the_retry_delay_doubles_up_to_its_cap_and_the_job_waits_it(tmp_path):
+    # a server that is down: the passes fail, each retry waits twice the last, up to the cap
+    spool = tmp_path / "spool"
+    make_scans(str(spool), [10])
+    url = "ftp://scanner:s3cret@127.0.0.1:%d/" % free_port()
+    stamps = []
+
+    def hook(job):
+        def status(text):
+            job.lines.append(text)
+            stamps.append((time.monotonic(), text))
+
+        job.on_status = status
+
+    job = run_job(url, str(spool), deadline_ms=2500, hook=hook, backoff_ms=100, backoff_max_ms=400)
+    said = [text.split(":")[0] for _, text in stamps if text.startswith("retry in")]
+    assert said[:5] == ["retry in 0.1 s", "retry in 0.2 s", "retry in 0.4 s", "retry in 0.4 s", "retry in 0.4 s"]
+    # and it waits what it says: from each "retry in" to the next attempt
+    waits = [(t1 - t0, text) for (t0, text), (t1, after) in zip(stamps, stamps[1:])
+             if text.startswith("retry in") and after.startswith("connecting to")]
+    assert len(waits) >= 4
+    for waited, text in waits:
+        assert waited >= float(text.split()[2]), (waited, text)
+    assert job.left == 1 and "server unreachable" in job.reason
 
 
 # -- crash safety: the uploading process killed with SIGKILL at random moments ---------------

@@ -57,9 +57,10 @@ def test_uploads_everything_then_exits_0_with_a_summary_table(pyftpd, tmp_path):
     code, out = upload(spool, pyftpd.url, "--keep")
     assert code == 0, out
     total = sum(map(len, scans.values()))
+    assert 1024 <= total < 1 << 20  # so the size is in KB, one decimal
     lines = out.splitlines()
-    assert lines[0] == "uploading 20 scans (%s) from %s to %s" % (
-        lines[0].split("(")[1].split(")")[0], spool, pyftpd.url.replace(PASSWORD, "***"))
+    assert lines[0] == "uploading 20 scans (%.1f KB) from %s to %s" % (
+        total / 1024, spool, pyftpd.url.replace(PASSWORD, "***"))
     assert "uploading scan000.csv (%d bytes)" % len(scans["scan000.csv"]) in lines
     assert "sent scan000.csv" in lines
     assert row(out, "uploaded") == ["20", str(total)]

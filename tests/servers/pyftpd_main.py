@@ -9,6 +9,9 @@ Faults a real server produces but will not produce on demand:
   when the link really breaks; a 5xx makes it a failure of that one file);
 - --refuse-stor N: the first N STOR commands are answered "451" (a transient refusal), before
   any data flows;
+- --short-stor N: every upload is stored N bytes short (its last N bytes are lost) and still
+  answered 226, as a server with a failing disk might;
+- --size-lie N: SIZE answers N bytes less than the file holds;
 - --delay-ms D: every reply reaches the client D ms after the server sent it, as over a link
   whose round trip is D (the replies are held in order, not the server: commands sent together
   are answered together, as on a real link); data connections are not delayed.
@@ -47,6 +50,21 @@ class QuotaFile:
         if home_size(self._root) + len(data) > self._quota:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+class ShortFile:
+    """A file that loses its last `short` bytes when it is closed."""
+
+    def __init__(self, f, short):
+        self._f, self._short = f, short
+
+    def close(self):
+        if not self._f.closed:
+            self._f.truncate(max(0, self._f.tell() - self._short))
+        self._f.close()
 
     def __getattr__(self, name):
         return getattr(self._f, name)
@@ -97,6 +115,8 @@ def main():
     parser.add_argument("--drop-every", action="store_true", help="every upload, not the first only")
     parser.add_argument("--drop-reply", default="426 Transfer aborted; connection reset.")
     parser.add_argument("--refuse-stor", type=int, default=0)
+    parser.add_argument("--short-stor", type=int, default=0, help="store every upload this many bytes short")
+    parser.add_argument("--size-lie", type=int, default=0, help="SIZE answers this many bytes less")
     parser.add_argument("--perm", default="elradfmwMT", help="pyftpdlib's permission letters for the user")
     parser.add_argument("--delay-ms", type=int, default=0, help="hold every reply this long")
     parser.add_argument("--commands", help="append the verb of every command received to this file")
@@ -121,6 +141,8 @@ def main():
             f = super().open(filename, mode)
             if args.quota and ("w" in mode or "a" in mode or "+" in mode):
                 return QuotaFile(f, args.home, args.quota)
+            if args.short_stor and ("w" in mode or "a" in mode):
+                return ShortFile(f, args.short_stor)
             return f
 
     dropped = {"done": not args.drop_after}
@@ -164,6 +186,17 @@ def main():
             if args.tls == "implicit":
                 self.secure_connection(self.ssl_context)  # the banner waits for the handshake
             super().handle()
+
+        def ftp_SIZE(self, path):
+            if not args.size_lie:
+                return super().ftp_SIZE(path)
+            try:
+                size = self.run_as_current_user(self.fs.getsize, path)
+            except OSError as err:
+                self.respond("550 %s." % err.strerror)
+                return None
+            self.respond("213 %d" % (size - args.size_lie))
+            return None
 
         def ftp_STOR(self, file, mode="w"):
             if refused[0] < args.refuse_stor:
