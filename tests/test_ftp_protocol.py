@@ -1,8 +1,9 @@
 """Tests of ulnet.ftp.protocol, the sans-I/O FTP control-channel machine.
 
 Table-driven byte transcripts in the styles of vsftpd, pyftpdlib, pure-ftpd and proftpd are fed
-whole, byte by byte and in random splits, on CPython and under the real MicroPython interpreter;
-hypothesis feeds arbitrary bytes and arbitrarily split valid replies.
+whole, byte by byte and in random splits, on CPython and under the real MicroPython interpreter.
+The properties over arbitrary and arbitrarily split streams are in the fuzz suite
+(tests/fuzz/test_fuzz_ftp_machine.py).
 """
 
 import ast
@@ -15,8 +16,6 @@ import time
 
 import pytest
 import upy  # tests/upy.py, put on sys.path by conftest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from ulnet.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ulnet.ftp import protocol
@@ -299,6 +298,8 @@ TRANSCRIPTS = {
     "unsolicited reply": (LOGIN_VSFTPD + [D(b"200 NOOP ok\r\n")],
                           LOGIN_VSFTPD_EVENTS + [["error", "RemoteProtocolError", 200]]),
     "reply code out of range": ([D(b"620 what\r\n")], [["error", "RemoteProtocolError", None]]),
+    "a reply, then a line over the limit": ([D(b"220 ok\r\n200-" + b"x" * 2100 + b"\r\n")],
+                                            [R(220, "", ["ok"]), ["error", "RemoteProtocolError", None]]),
     "garbage line": ([D(b"HTTP/1.1 400 Bad Request\r\n")],
                      [["error", "RemoteProtocolError", None]]),
     "non-UTF-8 byte in a reply": (LOGIN_VSFTPD + [
@@ -786,113 +787,3 @@ def test_session_in_a_32k_heap(tmp_path):
     print("heap: errors %d, FTP machine + parsers %d, retained after 20 uploads %d"
           % (errors, machine, retained))
     assert retained < 256  # no per-command state accumulates
-
-
-# -- hypothesis
-
-VERBS = ["NOOP", "STOR", "FEAT", "USER", "QUIT", "RETR", "PASV"]
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(VERBS), max_size=6),
-       st.lists(st.binary(max_size=64), max_size=12), st.booleans())
-def test_any_bytes_raise_only_remote_errors(verbs, chunks, eof):
-    proto = FTPProtocol()
-    for verb in verbs:
-        proto.send(verb, None if verb in ("NOOP", "FEAT", "QUIT", "PASV") else "x")
-    try:
-        for chunk in chunks + ([b""] if eof else []):
-            if proto.state == CLOSED:
-                break
-            proto.receive_data(chunk)
-            drain(proto)
-    except RemoteProtocolError:
-        assert proto.state == ERROR
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=512), st.lists(st.integers(1, 40), min_size=1, max_size=20))
-def test_stream_of_digits_and_line_ends(data, cuts):
-    """Bytes drawn mostly from reply-like pieces stress the parser more than random bytes."""
-    proto = FTPProtocol()
-    for _ in range(5):
-        proto.send("NOOP")
-    pieces = [b"2", b"1", b"0", b"-", b" ", b"\r", b"\n", b"211", b"421 ", data[:8]]
-    stream = b"".join(pieces[b % len(pieces)] for b in data)
-    try:
-        i = k = 0
-        while i < len(stream):
-            proto.receive_data(stream[i:i + cuts[k % len(cuts)]])
-            i += cuts[k % len(cuts)]
-            k += 1
-            drain(proto)
-    except RemoteProtocolError:
-        assert proto.state == ERROR
-
-
-TEXT = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)),
-               max_size=30)
-
-
-def shown(text):
-    """text as the machine shows it: control characters (C0 but TAB, DEL, C1) as U+FFFD."""
-    return "".join("\ufffd" if (ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 else c for c in text)
-
-
-@st.composite
-def reply_streams(draw):
-    """(bytes, expected events, number of commands) for a stream of valid replies."""
-    out, events, finals = [], [], 0
-    for _ in range(draw(st.integers(1, 8))):
-        code = draw(st.integers(100, 599))
-        end = draw(st.sampled_from([b"\r\n", b"\n"]))
-        first = draw(TEXT)
-        if draw(st.booleans()):  # multi-line
-            inner = draw(st.lists(TEXT, max_size=5))
-            inner = [t for t in inner if t[:4] != "%d " % code and t != str(code)]
-            last = draw(TEXT)
-            lines = [first] + inner + [last]
-            raw = ("%d-%s" % (code, first)).encode() + end
-            raw += b"".join(t.encode() + end for t in inner)
-            raw += ("%d %s" % (code, last)).encode() + end
-        else:
-            lines = [first]
-            raw = ("%d %s" % (code, first)).encode() + end
-        out.append(raw)
-        events.append((code, lines, code >= 200))
-        finals += code >= 200
-    return b"".join(out), events, finals
-
-
-def expected_events(events, commands):
-    pending = list(commands)
-    expected = []
-    for code, lines, final in events:
-        verb = pending[0] if pending else None
-        if final and pending:
-            pending.pop(0)
-        expected.append(R(code, verb, [shown(line) for line in lines], final))
-    return expected
-
-
-@settings(max_examples=300, deadline=None)
-@given(reply_streams(), st.lists(st.integers(1, 50), min_size=1, max_size=30))
-def test_split_stream_gives_the_same_events_as_whole(stream, cuts):
-    data, events, finals = stream
-    commands = ["", ] + ["NOOP"] * finals  # one more than needed: no reply is unsolicited
-    whole = FTPProtocol()
-    split = FTPProtocol()
-    for proto in (whole, split):
-        for _ in commands[1:]:
-            proto.send("NOOP")
-    whole.receive_data(data)
-    got_whole = drain(whole)
-    got_split = []
-    i = k = 0
-    while i < len(data):
-        n = cuts[k % len(cuts)]
-        split.receive_data(data[i:i + n])
-        got_split += drain(split)
-        i, k = i + n, k + 1
-    got_split = [ev_list(e) for e in got_split]
-    assert got_split == [ev_list(e) for e in got_whole] == expected_events(events, commands)

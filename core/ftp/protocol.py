@@ -220,7 +220,7 @@ class FTPProtocol:
         nl = buf.rfind(b"\n", old)  # only the new bytes are searched
         self._tail = len(buf) - nl - 1 if nl >= 0 else self._tail + len(buf) - old
         if self._tail > self.max_line:
-            del buf[len(buf) - self._tail:]
+            buf[len(buf) - self._tail:] = b""  # MicroPython's bytearray has no del of a slice
             if self._scan > len(buf):
                 self._scan = len(buf)
             self._tail = -1  # overflowed: next_event raises once the complete lines are read
