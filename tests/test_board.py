@@ -246,6 +246,15 @@ def test_bad_heap_size_is_one_clear_error():
         Board(heap="64q")
 
 
+def test_a_heap_without_its_unit_is_refused_not_rebooted_for_ever():
+    """Issue 12 item 11: `--heap 64` (64 bytes) printed a URL, exited 0, and the board rebooted
+    for ever ("Invalid command line arguments")."""
+    done = subprocess.run([ULNET, "board", "start", "--heap", "64"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == ("ulnet board: heap size 64 is 64 bytes: a board needs at least 8K to boot "
+                           "(did you mean 64K?)\n")
+
+
 @pytest.mark.timeout(1200)  # the first test to ask for the firmware may have to build it
 def test_a_32_bit_firmware_with_ulnet_frozen_in_is_a_board(firmware32, tmp_path):
     flash = tmp_path / "flash"

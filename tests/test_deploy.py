@@ -98,7 +98,7 @@ def test_redeploy_skips_unchanged_rewrites_damaged_and_removes_stale(board, flas
 
 def test_config_is_copied_and_never_printed(board, flash, tmp_path):
     config = tmp_path / "device.json"
-    config.write_text(json.dumps({"upload": "ftp://scanner:hunter2-secret@127.0.0.1/in"}))
+    config.write_text(json.dumps({"url": "ftp://scanner:hunter2-secret@127.0.0.1/in", "device_id": "SCANNER7"}))
     done = ulnet("deploy", board.url, "--config", str(config))
     assert done.returncode == 0, done.stderr
     assert (flash / "ulnet.json").read_bytes() == config.read_bytes()
@@ -109,6 +109,23 @@ def test_config_is_copied_and_never_printed(board, flash, tmp_path):
     assert broken.returncode == 1
     assert broken.stderr == "ulnet deploy: config %s is not valid JSON\n" % config
     assert "hunter2" not in broken.stdout + broken.stderr
+
+
+@pytest.mark.parametrize("cfg, why", [
+    ({"device_id": "SCANNER7", "spool": "/spool"}, "missing url"),
+    ({"url": "ftp://scanner:hunter2-secret@127.0.0.1/in", "device_id": "S7", "keep": "no"},
+     "keep must be true or false"),
+    ({"url": "ftp://scanner:hunter2-secret@127.0.0.1:port/in", "device_id": "S7"}, "bad port"),
+])
+def test_a_config_the_device_would_refuse_is_refused_at_deploy(board, flash, tmp_path, cfg, why):
+    """Issue 12 item 10: a config without "url" was written, and failed later on the board.
+    deploy checks it with the device's own code (ulnet.spool.check_config) and writes nothing."""
+    config = tmp_path / "device.json"
+    config.write_text(json.dumps(cfg))
+    done = ulnet("deploy", board.url, "--config", str(config))
+    assert done.returncode == 1 and done.stderr.startswith("ulnet deploy: config %s: " % config)
+    assert why in done.stderr and "hunter2" not in done.stdout + done.stderr
+    assert not os.path.exists(flash / "ulnet.json") and not os.path.exists(flash / "lib")
 
 
 def test_out_of_flash_is_one_line(tmp_path):
@@ -154,6 +171,12 @@ def silent_device():
     ("bogus://x", "unknown device bogus://x: use a serial path, socket:// or rfc2217://"),
     ("refused", "cannot open socket://127.0.0.1:{port}: is the board connected and the port free?"),
     ("silent", "{device} is not answering (no raw REPL within %d s)" % ANSWER_DEADLINE_S),
+    # mpremote's shortcuts (issue 12 item 13): a0 is /dev/ttyACM0, which this machine lacks
+    ("a0", "unknown device /dev/ttyACM0: no such serial port"),
+    ("u12", "unknown device /dev/ttyUSB12: no such serial port"),
+    ("auto", "auto: no USB serial device found"),
+    ("id:NO-SUCH-SERIAL", "no serial device with serial number NO-SUCH-SERIAL"),
+    ("127.0.0.1:40185", "unknown device 127.0.0.1:40185: did you mean socket://127.0.0.1:40185?"),
 ])
 def test_bad_device_is_one_line_and_quick(device, message, request):
     port = free_port()

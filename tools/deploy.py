@@ -307,14 +307,22 @@ def install_romfs(transport, image, device, note):
 
 
 def read_config(path):
+    """The bytes of a device config, checked as the device checks it (ulnet.spool.check_config),
+    so a config the job would refuse never reaches the device."""
+    from ulnet.spool import check_config
+
     try:
         with open(path, "rb") as f:
             data = f.read()
-        json.loads(data)
+        cfg = json.loads(data)
     except OSError as e:
         raise DeployError("cannot read config %s: %s" % (path, e.strerror)) from None
     except ValueError:
         raise DeployError("config %s is not valid JSON" % path) from None  # no excerpt: secrets
+    try:
+        check_config(cfg)
+    except ValueError as e:  # its texts never quote the password
+        raise DeployError("config %s: %s" % (path, e)) from None
     return data
 
 

@@ -1,7 +1,8 @@
 """A device's raw REPL through mpremote's transport, with deadlines and one-line errors.
 
 DEVICE is what mpremote accepts: a serial path (/dev/ttyACM0, a pty such as QEMU's or an
-emulated board's), `socket://HOST:PORT` or `rfc2217://HOST:PORT`. Shared by `ulnet deploy` and
+emulated board's), `socket://HOST:PORT` or `rfc2217://HOST:PORT`, and mpremote's shortcuts
+(a0, u0, c0, auto, id:SERIAL, port:PATH). Shared by `ulnet deploy` and
 `ulnet hil`. Rules: no raw-REPL client of our own (mpremote's SerialTransport does the protocol),
 every read has a timeout (the serial timeout bounds mpremote's blocking reads), and every failure
 is a DeviceError whose message is one line naming the device.
@@ -15,6 +16,7 @@ device's own /ulnet.json, /spool, /lib and every other file stay as they were.
 import contextlib
 import io
 import os
+import re
 import time
 
 from mpremote.transport import TransportError
@@ -53,8 +55,32 @@ class DeviceError(Exception):
     """The device could not be opened, did not answer, or code on it failed (one-line message)."""
 
 
+def resolve(device):
+    """The serial path or URL for mpremote's device shortcuts: aN, uN, cN (/dev/ttyACMN,
+    /dev/ttyUSBN, COMN), `auto` (the first USB serial device), `id:SERIAL`, `port:PATH`."""
+    match = re.match(r"^([auc])([0-9]+)$", device)
+    if match:
+        return {"a": "/dev/ttyACM", "u": "/dev/ttyUSB", "c": "COM"}[match.group(1)] + match.group(2)
+    if device.startswith("port:"):
+        return device[5:]
+    if device == "auto" or device.startswith("id:"):
+        from serial.tools.list_ports import comports
+
+        for port in sorted(comports()):
+            if (device == "auto" and port.vid is not None and port.pid is not None) or \
+                    port.serial_number == device[3:]:
+                return port.device
+        raise DeviceError("auto: no USB serial device found" if device == "auto" else
+                          "no serial device with serial number " + device[3:])
+    if re.match(r"^[\w.-]+:[0-9]+$", device):
+        raise DeviceError("unknown device %s: did you mean socket://%s?" % (device, device))
+    return device
+
+
 def open_device(device, soft_reset=False):
-    """A SerialTransport in the raw REPL; soft_reset=True reboots the board first."""
+    """A SerialTransport in the raw REPL; soft_reset=True reboots the board first. device is
+    a serial path, a URL or one of mpremote's shortcuts (see resolve)."""
+    device = resolve(device)
     if "://" in device:
         if not device.startswith(URL_SCHEMES):
             raise DeviceError("unknown device %s: use a serial path, socket:// or rfc2217://" % device)

@@ -89,7 +89,7 @@ class BoardTestFile:
         self.deadline_s = settings.get("DEADLINE_S", self.deadline_s)
         self.heap, self.deploy = settings.get("HEAP"), settings.get("DEPLOY")
         if self.heap is not None:
-            boards.parse_size(self.heap, "heap size")  # a bad size fails here, on the host
+            boards.parse_heap(self.heap)  # a bad size fails here, on the host
         if self.deploy not in (None,) + DEPLOY_MODES:
             raise ValueError("%s: DEPLOY must be one of %s, not %r" % (path, DEPLOY_MODES, self.deploy))
 
