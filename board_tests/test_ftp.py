@@ -13,6 +13,7 @@ The 32-bit boards, which the 32 KB goal was set for, are benchmarks/board_heap.p
 HEAP = "46K"
 DEPLOY = "romfs"
 DEADLINE_S = 120
+FREE_HEAP = "71K"  # on a board where ulnet loads from files (64-bit port; measured, +2 KB)
 
 
 def test_upload_1mb_from_a_small_heap(ftp_server, ftp_upload):

@@ -4,6 +4,7 @@ import errno
 import hashlib
 
 DEADLINE_S = 60
+FREE_HEAP = "42K"  # on a board where ulnet loads from files (64-bit port; measured, +2 KB)
 
 
 def _events(tcp):

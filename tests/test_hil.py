@@ -4,6 +4,7 @@ on emulated boards and on the real micro:bit firmware under QEMU."""
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -140,7 +141,67 @@ def test_cli_prints_one_line_per_test_and_the_totals(sample_dir):
     assert verdicts == {"test_passes": "pass", "test_keeps_heap": "pass", "test_fails": "fail",
                         "test_hangs": "fail", "test_wedges": "fail", "test_after_the_reset": "pass",
                         "test_gets_a_host_value": "pass"}
-    assert lines[-1] == "4 passed, 3 failed"
+    assert lines[-1] == "4 passed, 3 failed, 0 skipped"
+
+
+def ulnet_hil(*args, cwd=None):
+    return subprocess.run([ULNET, "hil", *args], capture_output=True, text=True, timeout=200, cwd=cwd)
+
+
+def test_cli_k_and_x_select_and_stop_as_pytest_does(sample_dir):
+    """Issue 12 item 6: `ulnet hil emu -k udp` was a usage error."""
+    chosen = ulnet_hil("emu", "--tests", str(sample_dir), "-k", "passes or fails or host")
+    assert chosen.returncode == 1 and chosen.stdout.splitlines()[-1] == "2 passed, 1 failed, 0 skipped"
+    first = ulnet_hil("emu", "--tests", str(sample_dir), "-k", "passes or fails or host", "-x")
+    assert first.returncode == 1, first.stderr
+    assert [line.split()[1] for line in first.stdout.splitlines() if "::" in line] == ["pass", "fail"]
+    assert first.stdout.splitlines()[-1] == "1 passed, 1 failed, 0 skipped"
+    none = ulnet_hil("emu", "--tests", str(sample_dir), "-k", "no_such_test")
+    assert none.returncode == 5 and none.stdout.splitlines()[-1] == "0 passed, 0 failed, 0 skipped"
+
+
+def test_no_board_is_one_line_and_pytests_could_not_run_code(sample_dir, tmp_path):
+    """Issue 12 items 5 and 6: no board gave 944 lines of fixture tracebacks and `0 passed, 17
+    failed`; an empty tests folder exited 2, where pytest says 5 (no tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    done = ulnet_hil("socket://127.0.0.1:%d" % port, "--tests", str(sample_dir))
+    assert time.monotonic() - started < 30
+    assert done.returncode == 4 and done.stdout == ""
+    assert done.stderr == ("ulnet hil: could not run the board tests: cannot open socket://127.0.0.1:%d: "
+                           "is the board connected and the port free?\n" % port)
+    (tmp_path / "empty").mkdir()
+    empty = ulnet_hil("emu", "--tests", str(tmp_path / "empty"))
+    assert empty.returncode == 5 and empty.stderr == "ulnet hil: no tests in %s (test_*.py files)\n" % (
+        tmp_path / "empty")
+
+
+HEAP_NEEDS = '''
+FREE_HEAP = "%s"
+
+
+def test_needs_heap():
+    pass
+'''
+
+
+def test_a_file_that_needs_more_free_heap_than_the_board_has_is_skipped_saying_so(tmp_path):
+    """Issue 12 item 4: on a board smaller than a test needs, `hil` failed with bare
+    MemoryErrors. Each file states the free heap it needs (FREE_HEAP); the runner compares it
+    with what the board has after a soft reset and skips the file's tests, saying both."""
+    folder = make_tests_folder(tmp_path / "heap_tests", {
+        "test_big.py": HEAP_NEEDS % "1M", "test_small.py": HEAP_NEEDS % "8K", "conftest.py": CONFTEST})
+    assert hil.BoardTestFile(str(folder / "test_big.py")).free_heap == 1 << 20
+    with Board(heap="64K") as board:
+        done = ulnet_hil(board.url, "--tests", str(folder))
+    assert done.returncode == 0, done.stdout + done.stderr
+    skipped = re.search(r"^test_big.py::test_needs_heap skipped \(needs 1024 KB free, board has (\d+) KB\)$",
+                        done.stdout, re.M)
+    assert skipped and 50 < int(skipped.group(1)) < 64, done.stdout
+    assert re.search(r"^test_small.py::test_needs_heap pass heap \d+ B$", done.stdout, re.M)
+    assert done.stdout.splitlines()[-1] == "1 passed, 0 failed, 1 skipped"
 
 
 def test_pytest_board_option_runs_a_given_device(sample_dir):

@@ -32,7 +32,8 @@ URL_SCHEMES = ("socket://", "rfc2217://", "loop://")
 PTY_BYTES_PER_S = 11520
 PTY_CHUNK = 16
 WORK_DIR = "/ulnet-tmp"
-# removes a folder and all it holds on the board; nothing when it is missing
+# removes a folder and all it holds on the board; nothing when it is missing. A few names at a
+# time: the list of a spool's hundreds of entries does not fit a small heap
 REMOVE_TREE = """
 import os
 def _rm(p):
@@ -41,8 +42,16 @@ def _rm(p):
  except OSError:
   return
  if d:
-  for e in list(os.ilistdir(p)):
-   _rm(p + "/" + e[0])
+  while True:
+   n = []
+   for e in os.ilistdir(p):
+    n.append(e[0])
+    if len(n) == 8:
+     break
+   if not n:
+    break
+   for x in n:
+    _rm(p + "/" + x)
   os.rmdir(p)
  else:
   os.remove(p)

@@ -60,7 +60,8 @@ WORK_FILES = dev.WORK_DIR + "/files"
 
 DEPLOY_MODES = ("lib", "romfs")
 
-Result = collections.namedtuple("Result", "name passed heap detail output")
+# skipped: the test did not run (its file needs more free heap than the board has; detail says)
+Result = collections.namedtuple("Result", "name passed heap detail output skipped", defaults=(False,))
 BoardTest = collections.namedtuple("BoardTest", "name params")
 
 
@@ -73,7 +74,7 @@ class BoardTestFile:
         self.module = os.path.basename(path)[:-3]
         self.harness = os.path.join(os.path.dirname(self.path), HARNESS)
         self.deadline_s = default_deadline_s
-        self.heap = self.deploy = None
+        self.heap = self.deploy = self.free_heap = None
         with open(path) as f:
             tree = ast.parse(f.read(), path)
         self.tests = []
@@ -83,13 +84,15 @@ class BoardTestFile:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
                 self.tests.append(BoardTest(node.name, [a.arg for a in node.args.args]))
             elif isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in (
-                    "DEADLINE_S", "HEAP", "DEPLOY"):
+                    "DEADLINE_S", "HEAP", "DEPLOY", "FREE_HEAP"):
                 settings[node.targets[0].id] = ast.literal_eval(node.value)
                 self.host_lines.update(range(node.lineno, node.end_lineno + 1))
         self.deadline_s = settings.get("DEADLINE_S", self.deadline_s)
         self.heap, self.deploy = settings.get("HEAP"), settings.get("DEPLOY")
         if self.heap is not None:
             boards.parse_heap(self.heap)  # a bad size fails here, on the host
+        if "FREE_HEAP" in settings:
+            self.free_heap = boards.parse_size(settings["FREE_HEAP"], "FREE_HEAP")
         if self.deploy not in (None,) + DEPLOY_MODES:
             raise ValueError("%s: DEPLOY must be one of %s, not %r" % (path, DEPLOY_MODES, self.deploy))
 
@@ -113,8 +116,10 @@ class HILSession:
     place, so their bytecode is not in the heap either (about 1 KB for test_ftp.py's, and the
     harness is not compiled on the board), and are never copied."""
 
-    def __init__(self, device, romfs=False, test_files=()):
+    def __init__(self, device, romfs=False, test_files=(), check_heap=False):
         self.device = device
+        self.check_heap = check_heap  # skip a file whose FREE_HEAP the board does not have
+        self.short = None  # why the loaded file's tests are skipped
         self.romfs = romfs
         self.test_files = test_files
         self.in_rom = set()  # paths of the test files in the board's ROMFS image
@@ -169,6 +174,8 @@ class HILSession:
         except (dev.DeviceError, deploy.DeployError, TransportError, OSError) as e:
             self.loaded = None
             return Result(name, False, 0, "loading %s failed: %s" % (test_file.module, e), "")
+        if self.short:
+            return Result(name, False, 0, self.short, "", True)
         params = params or {}
         _check_literals(name, params)
         deadline_s = test_file.deadline_s if deadline_s is None else deadline_s
@@ -180,16 +187,23 @@ class HILSession:
         self.loaded = None
         in_rom = test_file.path in self.in_rom
         if self.compiler is not None:
-            dev.remove_tree(self.transport, WORK_FILES)  # what the last file's tests wrote
-            dev.run(self.transport, "import os\nos.mkdir(%r)" % WORK_FILES)
-            if not in_rom:
-                target = "%s/%s.mpy" % (WORK_TESTS, test_file.module)
-                deploy.sync(self.transport, {target: self._compile(test_file.module, test_file.board_source(),
-                                                                   target)}, lambda *_: None)
+            try:
+                self._prepare(test_file, in_rom)
+            except (dev.DeviceError, deploy.DeployError) as e:
+                if "MemoryError" not in str(e):
+                    raise
+                # the last file's tests left the heap full: start from a fresh one
+                with _quiet():
+                    self.transport.enter_raw_repl(soft_reset=True, timeout_overall=dev.ANSWER_DEADLINE_S)
+                self._prepare(test_file, in_rom)
         with _quiet():
             self.transport.enter_raw_repl(soft_reset=True, timeout_overall=dev.ANSWER_DEADLINE_S)
         if not in_rom:
             dev.run(self.transport, _code_of(test_file.harness))
+        self.short = self._short_of_heap(test_file)
+        if self.short:
+            self.loaded = test_file.path  # its tests are skipped: nothing more to bring in
+            return
         if self.compiler is None:
             dev.run(self.transport, _code_of(test_file.path, test_file.board_source()))
         elif in_rom:
@@ -204,6 +218,26 @@ class HILSession:
                     "for m in [m for m in sys.modules if m.split('.')[0] == 'ulnet']:\n del sys.modules[m]\n"
                     "from %s import *" % (WORK_FILES, [WORK_TESTS, WORK_LIB], test_file.module))
         self.loaded = test_file.path
+
+    def _prepare(self, test_file, in_rom):
+        """Before the soft reset that loads a file: its tests' folder emptied (what the last
+        file's tests wrote goes), the file's .mpy copied."""
+        dev.remove_tree(self.transport, WORK_FILES)
+        dev.run(self.transport, "import os\nos.mkdir(%r)" % WORK_FILES)
+        if not in_rom:
+            target = "%s/%s.mpy" % (WORK_TESTS, test_file.module)
+            deploy.sync(self.transport, {target: self._compile(test_file.module, test_file.board_source(), target)},
+                        lambda *_: None)
+
+    def _short_of_heap(self, test_file):
+        """Why the file cannot run here (None when it can): the free heap it states (FREE_HEAP),
+        against what the board has after the soft reset and the harness."""
+        if not (self.check_heap and test_file.free_heap):
+            return None
+        free = int(dev.run(self.transport, "import gc\ngc.collect()\nprint(gc.mem_free())"))
+        if free >= test_file.free_heap:
+            return None
+        return "needs %d KB free, board has %d KB" % (test_file.free_heap >> 10, free >> 10)
 
     def _compile(self, module, source, source_name):
         """The .mpy bytes of a module's board source; source_name is the device path it is
@@ -294,12 +328,18 @@ def _quiet():
 
 class _Tally:
     """pytest plugin object for `ulnet hil` (pytest's terminal output is off): one line per
-    board test, a failure's detail indented under it, then the totals."""
+    board test, a failure's detail indented under it, then the totals; a run that could not
+    start is one line."""
 
     def __init__(self):
-        self.passed = self.failed = 0
+        self.passed = self.failed = self.skipped = 0
+        self.could_not_run = None
 
     def pytest_runtest_logreport(self, report):
+        if report.skipped:
+            self.skipped += 1
+            print("%s skipped (%s)" % (report.nodeid, report.longrepr[2].replace("Skipped: ", "", 1)))
+            return
         if report.when != "call" and not report.failed:
             return
         heap = dict(report.user_properties).get("heap", 0)
@@ -308,6 +348,10 @@ class _Tally:
     def pytest_collectreport(self, report):
         if report.failed:
             self._line(report, "%s could not be collected" % report.nodeid)
+
+    def pytest_keyboard_interrupt(self, excinfo):
+        if excinfo.typename == "Exit":  # pytest.exit(): hil_pytest's "could not run"
+            self.could_not_run = excinfo.value.msg
 
     def _line(self, report, text):
         if report.passed:
@@ -320,11 +364,21 @@ class _Tally:
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser("hil", help="run board_tests on a device; prints N passed, N failed")
-    parser.add_argument("device", help="serial path, socket:// or rfc2217:// URL, or emu (start one)")
+    parser = subparsers.add_parser(
+        "hil", help="run board_tests on a device; prints N passed, N failed, N skipped",
+        description="Run the board tests (board_tests/, or --tests DIR) on a device through pytest, "
+        "in a work folder of their own on it (/ulnet-tmp, removed at the end): the device's files "
+        "stay as they were. Exit codes are pytest's: 0 all passed, 1 some failed, 2 interrupted, "
+        "4 could not run (no board, no answer, no room for ulnet), 5 no tests.")
+    parser.add_argument("device", help="serial path, socket:// or rfc2217:// URL, an mpremote shortcut "
+                        "(a0, u0, auto), or emu (start an emulated board)")
     parser.add_argument("--tests", default=TESTS_DIR, help="board tests folder (default: the checkout's)")
-    parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE_S, help="seconds per test")
-    parser.add_argument("--heap", default="64K", help="heap of the emulated board with DEVICE emu")
+    parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE_S, metavar="SECONDS",
+                        help="seconds each test may take (default %d; a file's DEADLINE_S wins)"
+                        % DEFAULT_DEADLINE_S)
+    parser.add_argument("--heap", default="64K", help="heap of the emulated board with DEVICE emu (default 64K)")
+    parser.add_argument("-k", metavar="EXPRESSION", help="only tests whose names match (as pytest -k)")
+    parser.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure (as pytest -x)")
     parser.set_defaults(run=run)
 
 
@@ -333,13 +387,23 @@ def run(args):
         import pytest
     except ImportError:
         print("ulnet hil: needs pytest (pip install 'ulnet[dev]')", file=sys.stderr)
-        return 2
+        return 4
+    if not os.path.isdir(args.tests):
+        print("ulnet hil: no board tests folder %s" % args.tests, file=sys.stderr)
+        return int(pytest.ExitCode.USAGE_ERROR)
+    if not any(n.startswith("test_") and n.endswith(".py") for n in os.listdir(args.tests)):
+        print("ulnet hil: no tests in %s (test_*.py files)" % args.tests, file=sys.stderr)
+        return int(pytest.ExitCode.NO_TESTS_COLLECTED)
     if not os.path.exists(os.path.join(args.tests, HARNESS)):
         print("ulnet hil: %s is not a board tests folder (no %s)" % (args.tests, HARNESS), file=sys.stderr)
-        return 2
+        return int(pytest.ExitCode.USAGE_ERROR)
     tally = _Tally()
+    options = (["-k", args.k] if args.k else []) + (["-x"] if args.exitfirst else [])
     code = pytest.main([args.tests, "--board", args.device, "--board-heap", args.heap,
                         "--board-deadline", str(args.deadline), "-p", "no:terminal",
-                        "-p", "no:cacheprovider", "-p", "no:xdist"], plugins=[tally])
-    print("%d passed, %d failed" % (tally.passed, tally.failed))
-    return 0 if code == 0 else 1
+                        "-p", "no:cacheprovider", "-p", "no:xdist"] + options, plugins=[tally])
+    if tally.could_not_run:
+        print("ulnet hil: %s" % tally.could_not_run, file=sys.stderr)
+    else:
+        print("%d passed, %d failed, %d skipped" % (tally.passed, tally.failed, tally.skipped))
+    return int(code)

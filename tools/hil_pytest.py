@@ -14,7 +14,11 @@ tools/hil.py): the device's own files stay as they were.
 Options: `--board` (default `emu`: an emulated board per pytest process, so each xdist worker
 owns its own; a DEVICE has one owner, so it refuses xdist), `--board-heap` for emu (64K),
 `--board-deadline` seconds per test (a file's DEADLINE_S wins). The heap a test left
-allocated is recorded as the item's user property "heap".
+allocated is recorded as the item's user property "heap". A file's FREE_HEAP (see tools/hil.py)
+is checked on the shared board or DEVICE: when the board has less free heap after a soft reset,
+its tests are skipped, saying `needs 48 KB free, board has 41 KB`. A DEVICE that cannot be
+opened, does not answer or takes no deploy ends the session at once with one line and exit
+code 4 (pytest's usage error: nothing could run).
 
 A file that asks for its own board (`HEAP = "32K"`, `DEPLOY = "romfs"`, see tools/hil.py) runs,
 with `--board emu`, on an emulated board started for that file alone (with the file's heap, or
@@ -28,9 +32,16 @@ import types
 
 import pytest
 
+from mpremote.transport import TransportError
+
+from ulnet.tools import deploy
 from ulnet.tools import device as dev
 from ulnet.tools import hil
 from ulnet.tools.board import Board
+
+# the exit code when the device cannot be opened, does not answer or takes no deploy: pytest's
+# "usage error", so a CI tells "could not run" (4) from "tests failed" (1)
+COULD_NOT_RUN = pytest.ExitCode.USAGE_ERROR
 
 __all__ = ["HostCheck", "pytest_addoption", "pytest_configure", "pytest_pycollect_makemodule", "hil_session",
            "hil_board", "hil_file_board", "board_work_dir"]
@@ -87,6 +98,8 @@ def _host_test(test_file, test):
         params = {k: p.value if isinstance(p, HostCheck) else p for k, p in params.items()}
         result = hil_session.run(test_file, test.name, params)
         request.node.user_properties.append(("heap", result.heap))
+        if result.skipped:
+            pytest.skip(result.detail)
         if not result.passed:
             pytest.fail("%s\n%s" % (result.detail, result.output.strip()), pytrace=False)
         for check in checks:
@@ -122,9 +135,14 @@ def hil_board(request):
     if device == "emu":
         board = Board(heap=request.config.getoption("board_heap")).start()
         device = board.url
-    session = hil.HILSession(device)
+    session = hil.HILSession(device, check_heap=True)
     try:
-        yield session.open()
+        try:
+            session.open()
+        except (dev.DeviceError, deploy.DeployError, TransportError, OSError) as e:
+            # no test can run: one line and pytest's usage-error code, not a failure per test
+            pytest.exit("could not run the board tests: %s" % e, returncode=COULD_NOT_RUN)
+        yield session
     finally:
         session.close()
         if board is not None:
