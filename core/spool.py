@@ -39,7 +39,9 @@ Rules:
 - Failures never drop a scan. The status line says why, and the job retries with capped
   exponential backoff (timers, never sleeps) until its deadline. A refusal of one scan (5xx,
   or a failed data connection) moves on to the next; anything else (unreachable, login refused,
-  disk full, 4xx, a lost link) ends the pass until the backoff is over.
+  disk full, 4xx, a lost link) ends the pass until the backoff is over. A cause that will not go
+  away by itself (login refused with 530; every scan of a pass refused with 550/553, whose
+  reason names the remote path) waits the longest backoff at once, with the cause in the status.
 - The password is only in the URL given to the job and is used only to log in: the status and
   reasons show `redact(url)`, the repr nothing of it.
 - Runs unchanged on MicroPython: os.ilistdir, no os.path, numbers compared to errno by name.
@@ -64,14 +66,18 @@ S_IFREG = 0x8000
 
 def _entries(folder):
     """The folder's entries, tuples with the name first: os.ilistdir streams them on MicroPython
-    (a board cannot hold a long list); CPython has none, zip() makes its names 1-tuples."""
-    return os.ilistdir(folder) if hasattr(os, "ilistdir") else zip(os.listdir(folder))
+    (a board cannot hold a long list; FAT and littlefs list in order of creation); on CPython,
+    oldest first (zip() makes the names 1-tuples; a name gone meanwhile sorts first, the walk
+    then finds it gone)."""
+    if hasattr(os, "ilistdir"):
+        return os.ilistdir(folder)
+    return zip(sorted(os.listdir(folder), key=lambda n: max(0, _size(folder + "/" + n, 8))))
 
 
-def _size(path):
-    """The size of path, -1 when it cannot be stat'ed."""
+def _size(path, field=6):
+    """The size of path (or another os.stat field), -1 when it cannot be stat'ed."""
     try:
-        return os.stat(path)[6]
+        return os.stat(path)[field]
     except OSError:
         return -1
 
@@ -153,6 +159,8 @@ class Spool:
         self.sent = self.bytes = self.bad = self.failures = self.left = self._size = self._delay = 0
         # _scans: the walk of this pass; _name, _size: the scan in flight
         self.reason = self.on_status = self.on_progress = self.client = self._scans = self._name = None
+        # permanent: the last failure will not go away by itself, the job waits its longest backoff
+        self.permanent = self._refused = False
         self._timer = self._end = None
         # scans whose own bytes are in their .part: the only ones resumed (a few: an older one
         # is sent from its start again, which is only slower); _named: the one the journal names
@@ -212,6 +220,7 @@ class Spool:
             c.connect(host, port, user, password)
             return  # its report comes back here
         self._moved = self._failed = False
+        self._refused = True  # every failure of this pass was a refused remote path so far
         self._scans = None
         try:
             with open(self._dir + JOURNAL) as f:
@@ -253,16 +262,22 @@ class Spool:
         if self._moved:
             self._pass()  # scans may have arrived, or been missed while others moved out
         elif self._failed:
-            self._retry(self.reason)
+            self._retry(self.reason, self._refused)
         else:
             self.stop("done")
 
-    def _retry(self, why):
+    def _retry(self, why, permanent=False):
+        """Wait, then another pass. A cause that will not go away by itself (permanent: the
+        login refused, or the server refusing every scan of a pass) waits the longest backoff
+        at once; `permanent` tells the caller (`ulnet upload` gives up on it)."""
         self._scans = None
+        self.permanent = permanent
+        if permanent:
+            self._delay = self.backoff_max_ms
         delay = self._delay
         self._delay = min(delay * 2, self.backoff_max_ms)
+        self._timer.restart(delay)  # before the status: its callback may stop the job
         self._say("retry in %d.%d s: %s" % (delay // 1000, delay % 1000 // 100, why))
-        self._timer.restart(delay)
 
     def _check(self, name):
         """The size of scan `name`; -1 when it is no scan, or is set aside now."""
@@ -308,7 +323,7 @@ class Spool:
     # -- the scan in flight ----------------------------------------------------------------
 
     def _put(self, resume):
-        self._say("uploading %s (%d bytes)" % (self._name, self._size))
+        self._say("%s %s (%d bytes)" % ("resuming" if resume else "uploading", self._name, self._size))
         c = self.client
         if resume:
             self._begin()  # in flight again, with its own bytes in its .part
@@ -366,13 +381,17 @@ class Spool:
             why = ("login refused: " if code == 530 else "cannot log in: " if code else "server unreachable: ") + reply
         else:
             why = "%s%s %s failed: %s" % ("server disk full: " if full else "", what, self._name, reply)
+        if what == "put" and code in (550, 553):  # no such folder, no permission, a bad name
+            why += " (remote path %s)" % (self._prefix + self._name)
+        else:
+            self._refused = False
         self.failures += 1
         self.reason = why
         if c.connected and not full and not (code and code < 500):
             self._failed = True  # this scan only: it stays, the others go on
             self._say(why)
             return self._next()
-        self._retry(why)
+        self._retry(why, code == 530)
 
     def _delivered(self):
         name = self._name
@@ -393,6 +412,7 @@ class Spool:
         self.bytes += self._size
         self._moved = True
         self._delay = self.backoff_ms
+        self.permanent = False
         self._say("sent " + name)
         self._next()
 

@@ -106,7 +106,7 @@ def test_server_restarted_twice_mid_batch_everything_arrives_once(pyftpd, tmp_pa
     spool = str(tmp_path / "spool")
     scans = make_scans(spool, small_sizes(40) + [6 << 20, 8 << 20])
     big = [name for name, data in scans.items() if len(data) > 1 << 20]
-    progress = []  # (attempt, name, done): attempt counts the "uploading" lines so far
+    progress = []  # (attempt, name, done): attempt counts the "uploading" and "resuming" lines so far
     restarts = []
 
     def hook(job):
@@ -129,7 +129,7 @@ def test_server_restarted_twice_mid_batch_everything_arrives_once(pyftpd, tmp_pa
 
         job.on_status = status
         job.on_progress = lambda op, done, total: progress.append(
-            (sum(line.startswith("uploading") for line in job.lines), os.path.basename(op.args[0]), done))
+            (sum(line.startswith(("uploading", "resuming")) for line in job.lines), os.path.basename(op.args[0]), done))
         timer = job.eventer.call_later(1, watch)
 
     job = run_job(pyftpd.url, spool, hook=hook)
@@ -722,4 +722,27 @@ def test_the_job_holds_no_more_heap_per_scan_under_micropython(pyftpd, tmp_path)
     assert status.startswith("done: 150 sent")
     count, at_10th, most = json.loads(seen)
     assert count == 150 and most <= at_10th + 256, (at_10th, most)
-    assert int(imported) < 11500  # bytes of heap for the module (compiled from .py here; 11.1 KB)
+    # bytes of heap for the module (compiled from .py here): 11.1 KB, 11.6-11.8 KB since a
+    # failure that stays waits the longest backoff naming the remote path, a resumed scan says
+    # so and a host walks the spool oldest first (issue 12)
+    assert int(imported) < 12000
+
+
+@pytest.mark.parametrize("cause", ["path", "login"])
+def test_a_cause_that_stays_waits_the_longest_backoff_at_once_saying_why(tmp_path, cause):
+    """Issue 12 item 7: a refused login or remote folder will not go away by itself: the job
+    (a device's, which has nobody to tell) keeps trying, at its longest backoff from the first
+    failure on, with the cause in its status; `permanent` says so to a caller that gives up."""
+    spool = str(tmp_path / "spool")
+    make_scans(spool, [10, 20])
+    with PyFTPD() as srv:
+        url = srv.url + "no-such-folder" if cause == "path" else srv.url.replace("s3cret", "WRONG")
+        job = run_job(url, spool, deadline_ms=5000, backoff_max_ms=60000)
+    retries = [line for line in job.lines if line.startswith("retry in")]
+    assert len(retries) == 1 and job.permanent, job.lines
+    if cause == "path":
+        assert retries[0].startswith("retry in 60.0 s: put scan00"), retries
+        assert "failed: 550 " in retries[0] and "(remote path no-such-folder/%s-scan00" % DEVICE in retries[0]
+    else:
+        assert retries[0].startswith("retry in 60.0 s: login refused: 530"), retries
+    assert job.left == 2 and "WRONG" not in " ".join(job.lines)

@@ -1,12 +1,23 @@
 """`ulnet upload SPOOL_DIR URL`: run the store-and-forward upload job (ulnet.spool) on this host.
 
-On a terminal a progress bar shows files and bytes; otherwise each status line of the job is
-printed as it comes. A summary table ends the run. Exit code: 0 only when the spool is empty
-and no scan was set aside; 1 when scans are left (the last line says why) or some were set
-aside in SPOOL_DIR/bad/; 2 for bad arguments; 130 after Ctrl-C. The URL is only ever shown through redact(): the
-password never reaches the output.
+Every scan file in SPOOL_DIR goes to URL's folder as DEVICEID-NAME (--device-id, default this
+host's name), oldest first, each exactly once; a scan leaves SPOOL_DIR (deleted, or moved to
+SPOOL_DIR/sent/ with --keep) only once the server holds all of it. On a terminal a progress bar
+shows files and bytes; otherwise each status line of the job is printed as it comes. A summary
+table ends the run. Failures that pass (a server down, a lost link) are retried until
+--deadline; failures that stay (the login refused, the remote folder refused) end the run at
+once, naming the cause and the remote path.
+
+Exit codes (curl's where curl has one): 0 the spool is empty and nothing was set aside; 7 could
+not connect (refused, unreachable, no answer); 67 login denied; 9 the server refused the remote
+path (no such folder, no permission); 70 the server's disk is full; 18 a transfer was cut and
+not completed by the deadline; 1 scans left for another reason, or set aside in
+SPOOL_DIR/bad/; 2 bad arguments; 130 Ctrl-C. The password is never printed (URLs go through
+redact()); give it in ~/.netrc, --netrc-file or ULNET_PASSWORD instead of the URL (see
+tools/password.py), or be asked on a terminal.
 """
 
+import os
 import socket
 import sys
 
@@ -14,19 +25,26 @@ from ulnet.errors import errno_text
 from ulnet.eventer import Eventer
 from ulnet.ftp.url import redact
 from ulnet.spool import Spool, pending
+from ulnet.tools.password import ENV, complete_url
 
 BAR = 24  # characters of the progress bar
 REDRAW_MS = 100  # at most ten redraws a second: a terminal is slower than a loopback upload
+# the start of the job's last failure reason (ulnet.spool's texts) -> exit code, curl's numbers
+EXIT_CODES = (("server unreachable", 7), ("login refused", 67), ("server disk full", 70))
 
 
 def add_parser(sub):
     p = sub.add_parser("upload", help="upload every scan in SPOOL_DIR to an FTP server, store-and-forward",
-                       description=__doc__.split("\n\n")[1])
+                       description="\n\n".join(__doc__.split("\n\n")[1:3]))
     p.add_argument("spool", metavar="SPOOL_DIR", help="folder of scan files (bad/ and sent/ inside)")
-    p.add_argument("url", metavar="URL", help="ftp://user:password@host:port/dir")
-    p.add_argument("--device-id", help="prefix of the remote names, DEVICE-NAME (default: this host's name)")
-    p.add_argument("--keep", action="store_true", help="move uploaded scans to SPOOL_DIR/sent/, not delete them")
-    p.add_argument("--deadline", type=float, default=600, metavar="S", help="stop after S seconds (default 600)")
+    p.add_argument("url", metavar="URL", help="ftp://user[:password]@host[:port]/dir")
+    p.add_argument("--device-id", help="prefix of the remote names, DEVICEID-NAME (default: this host's name)")
+    p.add_argument("--keep", action="store_true",
+                   help="move uploaded scans to SPOOL_DIR/sent/ (default: delete them once the server has them)")
+    p.add_argument("--deadline", type=float, default=600, metavar="SECONDS",
+                   help="stop retrying after this many seconds (default 600)")
+    p.add_argument("--netrc-file", metavar="FILE", help="password from this netrc file (default ~/.netrc; "
+                   "also %s, or a prompt on a terminal)" % ENV)
     p.set_defaults(run=run)
 
 
@@ -41,6 +59,10 @@ class Progress:
 
     def status(self, text):
         self.current = 0
+        if self.job.done:  # the job's last line: the summary ends with it, said once
+            if self.tty:
+                self.draw("", True)  # the bar's final counts
+            return
         if self.tty:
             self.draw(text, True)
         else:
@@ -84,9 +106,9 @@ def summary(job, seconds):
         left_files, left_bytes = pending(job.folder)
     except OSError:
         left_files, left_bytes = "?", "?"  # the job's status line says why
-    rows = [("", "files", "bytes"), ("uploaded", job.sent, job.bytes), ("set aside", job.bad, "-"),
-            ("left", left_files, left_bytes), ("failed attempts", job.failures, ""),
-            ("time", "%.2f s" % seconds, "")]
+    rows = [("", "files", "size"), ("uploaded", job.sent, human(job.bytes)), ("set aside", job.bad, "-"),
+            ("left", left_files, left_bytes if left_bytes == "?" else human(left_bytes)),
+            ("failed attempts", job.failures, ""), ("time", "%.2f s" % seconds, "")]
     lines = ["%-16s %8s %12s" % row for row in rows]
     lines.append(job.status)
     if job.bad:
@@ -94,10 +116,16 @@ def summary(job, seconds):
     return "\n".join(lines)
 
 
+def plural(n, word):
+    return "%d %s%s" % (n, word, "" if n == 1 else "s")
+
+
 def run(args):
     ev = Eventer()
     try:
-        job = Spool(ev, args.url, args.spool, args.device_id or socket.gethostname(), args.keep,
+        url = complete_url(args.url, args.netrc_file)
+        device_id = args.device_id or socket.gethostname()
+        job = Spool(ev, url, args.spool, device_id, args.keep,
                     int(args.deadline * 1000))
         files, total = pending(args.spool)
     except (ValueError, OSError) as exc:  # ValueError texts never quote the password
@@ -107,10 +135,17 @@ def run(args):
         return 2
     out = sys.stdout
     bar = Progress(out, job, files, total)
-    job.on_status = bar.status
+    def status(text):
+        bar.status(text)
+        if job.permanent and not job.done:  # it would only wait for the same refusal again
+            job.stop("gave up")
+
+    job.on_status = status
     job.on_progress = bar.sending
-    print("uploading %d scans (%s) from %s to %s" % (files, human(total), args.spool, redact(args.url)),
-          file=out, flush=True)
+    print("uploading %s (%s) from %s to %s as %s-NAME, %s" % (
+        plural(files, "scan"), human(total), args.spool, redact(url), device_id,
+        "moving each to %s once the server has it" % os.path.join(args.spool, "sent") if args.keep else
+        "deleting each once the server has it"), file=out, flush=True)
     start = ev.port.ticks_ms()
     code = None
     try:
@@ -123,4 +158,17 @@ def run(args):
         ev.close()
         bar.end()
     print(summary(job, ev.port.ticks_diff(ev.port.ticks_ms(), start) / 1000), file=out, flush=True)
-    return code or (0 if job.left == 0 and job.bad == 0 else 1)
+    return exit_code(job) if code is None else code
+
+
+def exit_code(job):
+    """0 when everything went; else which failure it was, as curl would say (see the module)."""
+    if not job.left:
+        return 0 if not job.bad else 1
+    why = job.reason or ""
+    for start, code in EXIT_CODES:
+        if why.startswith(start):
+            return code
+    if "(remote path " in why:  # a put refused with 550/553
+        return 9
+    return 18 if why.startswith("put ") else 1  # a transfer cut and not resumed in time
