@@ -1,11 +1,14 @@
 """The store-and-forward job on the board (issue 7): 200 scans and a 1 MB file go from the
-spool on the board's flash to the host's pyftpdlib with a 64 KB heap, each exactly once; the host
-then checks the server (board_tests/conftest.py: spool_upload). The job starts as a device
-starts it, from a config file on flash (ulnet.spool.run_from_config). benchmarks/board_spool.py
-reports its peak heap (42 KB live) and the smallest heap that completes it (49 KB)."""
+spool on the board's flash to the host's pyftpdlib, each exactly once; the host then checks the
+server (board_tests/conftest.py: spool_upload). The job starts as a device starts it, from a
+config file on flash (ulnet.spool.run_from_config). A 32-bit board with ulnet frozen into its
+firmware (skipped, saying why, where it cannot be built); HEAP is 2 KB over the smallest that
+passes, 22 KB with the harness. benchmarks/board_heap.py and board_spool.py give the figures of
+the other boards (49 KB on the 64-bit one with ulnet in ROMFS)."""
 
-HEAP = "64K"
-DEPLOY = "romfs"
+HEAP = "24K"
+DEPLOY = "frozen"
+BITS = 32
 DEADLINE_S = 300
 FREE_HEAP = "81K"  # on a board where ulnet loads from files (64-bit port; measured, +2 KB)
 

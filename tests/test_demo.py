@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from servers.ftp import PyFTPD
 
 ULNET = [sys.executable, "-m", "ulnet.tools"]
@@ -61,3 +63,11 @@ def test_demo_with_a_server_that_refuses_the_login_fails_clearly():
         assert done.returncode == 1
         assert "demo FAILED" in done.stdout and "login refused: 530" in done.stdout
         assert "wrong-one" not in done.stdout + done.stderr
+
+
+@pytest.mark.timeout(1200)  # the first test to ask for the firmware may have to build it
+def test_demo_on_a_32_bit_board_with_ulnet_frozen_in(firmware32):
+    done = run_demo("--firmware", firmware32.path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "deploy  nothing: ulnet is frozen into the board's firmware\n" in done.stdout
+    assert re.search(r"checked on the server\s+41 of 41 identical", done.stdout)

@@ -229,3 +229,24 @@ def test_a_copy_first_on_the_path_that_deploy_cannot_remove_is_one_line(board, f
                                   "/lib on its sys.path: a copy in /lib/ulnet would never be used; remove that copy first\n"), done.stderr
     assert done.stderr.count("\n") == 1
     assert not (flash / "lib").exists()
+
+
+@pytest.mark.timeout(1200)  # the first test to ask for the firmware may have to build it
+def test_a_board_with_ulnet_frozen_in_gets_nothing_copied(firmware32, flash, tmp_path):
+    # frozen modules come first on a board's path: a copy in /lib would never be imported, so
+    # the deploy copies none, says why, and removes one an earlier deploy left; the config goes
+    (flash / "lib" / "ulnet").mkdir(parents=True)
+    (flash / "lib" / "ulnet" / "__init__.mpy").write_bytes(b"an earlier deploy's copy")
+    config = tmp_path / "device.json"
+    config.write_text(json.dumps({"url": "ftp://scanner:secret@127.0.0.1/in", "device_id": "D1"}))
+    with Board(heap="32K", flash=str(flash), firmware=firmware32.path) as board:
+        done = ulnet("deploy", board.url, "--config", str(config))
+        assert done.returncode == 0, done.stderr
+        assert [line.split(None, 3) for line in done.stdout.splitlines()] == [
+            ["/lib/ulnet", "0", "B", deploy.FROZEN],
+            ["/lib/ulnet/__init__.mpy", "0", "B", "removed"],
+            ["/ulnet.json", str(config.stat().st_size), "B", "written"],
+            ["total", "1", "files,", "%d B (1 written, 0 unchanged, 1 removed)" % config.stat().st_size]]
+        assert device_files(flash) == ["/ulnet.json"]
+        out = mpremote(board.url, "exec", "import ulnet.ftp.session, ulnet\nprint(ulnet.__file__)")
+        assert out.stdout.strip() == "ulnet/__init__.py", out.stderr

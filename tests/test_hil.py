@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ulnet.tools import hil
+from ulnet.tools import deploy, hil
 from ulnet.tools.board import Board
 
 BIN = os.path.dirname(sys.executable)
@@ -282,9 +282,49 @@ def test_a_file_asks_for_its_own_heap_and_deploy_mode(tmp_path):
     assert "checked on the host after the board test" in done.stdout
 
 
+FROZEN_BOARD_SAMPLE = '''
+HEAP = "24K"
+DEPLOY = "frozen"
+BITS = 32
+
+
+def test_runs_on_a_32_bit_board_with_ulnet_frozen_in():
+    import gc
+    import sys
+    import ulnet
+
+    gc.collect()
+    total = gc.mem_alloc() + gc.mem_free()
+    assert 23 * 1024 < total <= 24 * 1024, total
+    assert (sys.maxsize, ulnet.__file__) == (2 ** 31 - 1, "ulnet/__init__.py")
+'''
+
+
+@pytest.mark.timeout(1200)  # the first test to ask for the firmware may have to build it
+def test_a_file_asks_for_a_32_bit_board_with_ulnet_frozen_in(tmp_path, firmware32):
+    folder = make_tests_folder(tmp_path / "frozen_board_tests", {"test_frozen.py": FROZEN_BOARD_SAMPLE,
+                                                                "conftest.py": HOST_CHECK_CONFTEST})
+    frozen = hil.BoardTestFile(str(folder / "test_frozen.py"))
+    assert (frozen.heap, frozen.deploy, frozen.bits, frozen.own_board) == ("24K", "frozen", 32, True)
+    done = subprocess.run([sys.executable, "-m", "pytest", str(folder), "-p", "no:cacheprovider", "-q",
+                           "--board", "emu"], capture_output=True, text=True, timeout=200, cwd=str(folder))
+    assert "1 passed" in done.stdout, done.stdout + done.stderr
+    # a board without it: the runner says so instead of testing some other ulnet
+    with Board(heap="64K") as board:
+        session = hil.HILSession(board.url, romfs=True, test_files=[frozen], frozen=True)
+        try:
+            with pytest.raises(deploy.DeployError, match="has no ulnet frozen into its firmware"):
+                session.open()
+        finally:
+            session.close()
+
+
 def test_a_bad_deploy_mode_is_refused_on_the_host(tmp_path):
     (tmp_path / "test_bad.py").write_text('DEPLOY = "flash"\n\ndef test_x():\n    pass\n')
     with pytest.raises(ValueError, match="DEPLOY must be one of"):
+        hil.BoardTestFile(str(tmp_path / "test_bad.py"))
+    (tmp_path / "test_bad.py").write_text('BITS = 16\n\ndef test_x():\n    pass\n')
+    with pytest.raises(ValueError, match="BITS must be one of"):
         hil.BoardTestFile(str(tmp_path / "test_bad.py"))
 
 

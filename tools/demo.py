@@ -187,19 +187,20 @@ def _work_dir(transport):
             dev.remove_tree(transport, dev.WORK_DIR)
 
 
-def demo(board_url=None, server_url=None, heap="64K"):
+def demo(board_url=None, server_url=None, heap="64K", firmware=None):
     """Run the demo; returns 0 when every scan is on the server, byte-identical."""
     from ulnet.tools.board import Board
 
     started = time.monotonic()
     server = None if server_url else LocalServer()
     url = server_url or server.url
-    board = None if board_url else Board(heap=heap).start()
+    board = None if board_url else Board(heap=heap, firmware=firmware).start()
     device = board_url or board.url
     tmp = tempfile.mkdtemp(prefix="ulnet-demo-")
     try:
         print("server  %s" % redact(url))
-        print("board   %s (%s)" % (device, "emulated, %s heap" % heap if board else "real"))
+        kind = "emulated, %s heap%s" % (heap, ", firmware %s" % firmware if firmware else "")
+        print("board   %s (%s)" % (device, kind if board else "real"))
         spool, config_path = dev.WORK_DIR + "/spool", dev.WORK_DIR + "/ulnet.json"
         # on the demo's own board, ulnet goes into its ROMFS; on a given board, into the work folder
         lib = "/rom/lib" if board else dev.WORK_DIR + "/lib"
@@ -209,8 +210,11 @@ def demo(board_url=None, server_url=None, heap="64K"):
             results = deploy.deploy_to(transport, romfs=board is not None, device=device,
                                        lib=deploy.DEVICE_LIB if board else lib + "/ulnet")
             deploy.sync(transport, {config_path: config}, lambda *_: None)
-            size = sum(s for s, action in results.values() if action != "removed")
-            print("deploy  %d files, %d B%s" % (len(results), size, " (ROMFS)" if board else " (in %s)" % lib))
+            if any(action == deploy.FROZEN for _, action in results.values()):
+                print("deploy  nothing: ulnet is frozen into the board's firmware")
+            else:
+                size = sum(s for s, action in results.values() if action != "removed")
+                print("deploy  %d files, %d B%s" % (len(results), size, " (ROMFS)" if board else " (in %s)" % lib))
             scans = tagged(board_run(transport, WRITE_SCANS % (spool, SCANS, IMAGE_BYTES // 1024), 60), "@scans")
             print("scans   %s files written into %s on the board" % (scans[0][0], spool))
             print("upload  running the job on the board ...", flush=True)
@@ -248,6 +252,8 @@ def add_parser(subparsers):
     parser.add_argument("--board", metavar="DEVICE", help="use this board instead of an emulated one")
     parser.add_argument("--server", metavar="URL", help="use this FTP server (ftp://user:pw@host:port/dir)")
     parser.add_argument("--heap", default="64K", help="heap of the emulated board (default 64K)")
+    parser.add_argument("--firmware", metavar="PATH", help="the emulated board runs this unix port binary, "
+                        "e.g. the 32-bit one with ulnet frozen in that `ulnet firmware` builds")
     parser.set_defaults(run=run)
 
 
@@ -256,7 +262,7 @@ def run(args):
     from ulnet.tools.board import BoardError
 
     try:
-        return demo(args.board, args.server, args.heap)
+        return demo(args.board, args.server, args.heap, args.firmware)
     except (dev.DeviceError, deploy.DeployError, BoardError, OSError, socket.error, ulnet.FTPError) as e:
         print("ulnet demo: %s" % e, file=sys.stderr)
         return 1

@@ -7,7 +7,9 @@ tools/ never.
 against the local .mpy), stale ones removed (and the folders they leave empty), every written
 file is hashed again to verify it. A copy of ulnet that the board would import before /lib (the
 emulated board's ROMFS from an earlier --romfs is removed; any other is an error naming it)
-never leaves a deploy unused. `--config FILE` copies a device config (it holds a password:
+never leaves a deploy unused. On a board with ulnet frozen into its firmware (`ulnet firmware`),
+which comes first on its sys.path, nothing is copied: the deploy says so, and a /lib/ulnet that
+could never be imported is removed. `--config FILE` copies a device config (it holds a password:
 never printed) to /ulnet.json.
 
 `--romfs` (the emulated board only) puts the same .mpy files into a ROMFS image (lib/ulnet/...)
@@ -40,6 +42,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT_FILES = ("__init__.py", "upy.py", "upy_tls.py")
 DEVICE_LIB = "/lib/ulnet"
 CONFIG_PATH = "/ulnet.json"
+FROZEN_ULNET = ".frozen/ulnet"  # where FIND_ULNET says a ulnet frozen into the firmware is
+FROZEN = "frozen into the firmware: not copied"  # the action reported for it
 EMULATED_ROMFS = "/.romfs"  # the emulated board's ROMFS partition (see tools/board/child.py)
 COMPILE_DEADLINE_S = 60
 EEXIST, ENOSPC = 17, 28  # MicroPython uses the same numbers on every port
@@ -216,14 +220,18 @@ def deploy_to(transport, config_data=None, report=None, root=ROOT, romfs=False, 
         if report:
             report(path, size, action)
 
+    found = dev.run(transport, FIND_ULNET).decode().strip()
+    frozen = found == FROZEN_ULNET  # comes first on the board's path: nothing to copy
     with tempfile.TemporaryDirectory(prefix="ulnet-mpy-") as tmp:
-        compiled = compile_all(sources(root), compiler_for(board_mpy_major(transport)), tmp,
-                               "/rom" if romfs else "", lib)
-        image = romfs_image(dict(compiled, **(extra or {})), tmp) if romfs else None
+        compiled = {} if frozen else compile_all(sources(root), compiler_for(board_mpy_major(transport)), tmp,
+                                                 "/rom" if romfs else "", lib)
+        image = romfs_image(dict(compiled, **(extra or {})), tmp) if romfs and (compiled or extra) else None
     reset = image is not None
+    if frozen:
+        note(lib, 0, FROZEN)
     if image is None:
-        if lib == DEVICE_LIB:
-            reset = unshadow(transport, device, note)
+        if lib == DEVICE_LIB and not frozen:
+            reset = unshadow(transport, device, note, found)
         sync(transport, compiled, note)
     else:
         install_romfs(transport, image, device, note)
@@ -238,11 +246,27 @@ def deploy_to(transport, config_data=None, report=None, root=ROOT, romfs=False, 
     return results
 
 
-# where an import finds ulnet: the first sys.path entry that holds it ("" is the current folder)
+# where an import finds ulnet: the first sys.path entry that holds it ("" is the current folder;
+# frozen modules are no files: .frozen holds ulnet when an import with it alone on the path finds
+# a ulnet whose __file__ is no path, as frozen modules' are, and the module is dropped again)
 FIND_ULNET = """
 import os, sys
 def _f():
  for p in sys.path:
+  if p == ".frozen":
+   had, path = sys.modules.pop("ulnet", None), sys.path[:]
+   sys.path[:] = [p]
+   try:
+    if __import__("ulnet").__file__[:1] != "/":
+     return ".frozen/ulnet"
+   except ImportError:
+    pass
+   finally:
+    sys.path[:] = path
+    sys.modules.pop("ulnet", None)
+    if had:
+     sys.modules["ulnet"] = had
+   continue
   for n in ("/ulnet/__init__.mpy", "/ulnet/__init__.py", "/ulnet.mpy", "/ulnet.py"):
    try:
     os.stat((p or ".") + n)
@@ -255,12 +279,11 @@ del _f
 """
 
 
-def unshadow(transport, device, note):
+def unshadow(transport, device, note, found):
     """Before a deploy to /lib: an earlier `deploy --romfs` puts /rom/lib ahead of /lib on
-    sys.path, and the board would go on importing that copy. The emulated board's partition
-    (what --romfs wrote) is removed (True: a soft reset must unmap it); any other copy first on
-    the path is an error saying where it is."""
-    found = dev.run(transport, FIND_ULNET).decode().strip()
+    sys.path, and the board would go on importing that copy (`found`: where FIND_ULNET finds
+    ulnet). The emulated board's partition (what --romfs wrote) is removed (True: a soft reset
+    must unmap it); any other copy first on the path is an error saying where it is."""
     if found in ("-", DEVICE_LIB):
         return False
     if found.startswith("/rom/") and is_emulated(transport):
@@ -365,7 +388,7 @@ def run(args):
 
     def report(path, size, action):
         print("%-34s %7d B  %s" % (path, size, action))
-        if action != "removed":
+        if action in ("written", "unchanged"):
             total[0], total[1] = total[0] + 1, total[1] + size
 
     try:

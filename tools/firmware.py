@@ -47,7 +47,9 @@ MAKE_FLAGS = ("MICROPY_PY_BTREE=0", "MICROPY_PY_FFI=0")
 # a 32-bit unix port with mbedtls builds in about 35 s on 2 idle cores; a loaded machine is slower
 BUILD_DEADLINE_S = 1200
 TOOL_DEADLINE_S = 60
-KEEP_FIRMWARES = 6  # finished firmwares kept in the cache (about 1 MB each), newest first
+# a finished firmware (about 1 MB) unused for this long leaves the cache; never sooner, as boards
+# of other processes may run it (a board restarts its binary at every reset)
+KEEP_UNUSED_S = 7 * 24 * 3600
 # the source folders the unix port and mpy-cross are built from: what the source digest covers
 SOURCE_DIRS = ("py", "extmod", "shared", "ports/unix", "mpy-cross", "lib")
 MANIFEST = """# Freezes ulnet (the layout beside this file, as package.json lays it out) into MicroPython
@@ -177,7 +179,7 @@ def build(source, bits=32, cflags="", frozen=True, report=None, root=ROOT):
             _keep(folder, done, frozen)
             report("built in %.0f s" % (time.monotonic() - started))
             _prune()
-        os.utime(done)  # the newest stay in the cache
+        os.utime(done)  # in use: it stays in the cache
     with open(os.path.join(done, "sizes")) as f:
         size, ulnet_size = (int(n) for n in f.read().split())
     return Firmware(os.path.join(done, "micropython"), bits, size, ulnet_size, done)
@@ -233,9 +235,9 @@ def _text_and_data(path):
 
 
 def _prune():
-    done = sorted(glob.glob(os.path.join(CACHE, "fw-*")), key=os.path.getmtime, reverse=True)
-    for old in done[KEEP_FIRMWARES:]:
-        shutil.rmtree(old, ignore_errors=True)
+    for old in glob.glob(os.path.join(CACHE, "fw-*")):
+        if os.path.getmtime(old) < time.time() - KEEP_UNUSED_S:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _last_error(log):

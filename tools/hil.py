@@ -9,8 +9,10 @@ MicroPython functions `def test_x(param, ...)`. Parameters name host-side pytest
 tools/hil_pytest.py); their values (literals: ints, strings, bytes, tuples) are passed in
 when the test runs on the board. A file may set, as module-level literals read on the host:
 `DEADLINE_S = 120` (its tests' deadline), and the board it needs: `HEAP = "32K"` (the heap of
-an emulated board) and `DEPLOY = "romfs"` (ulnet in the board's ROMFS, run in place, instead of
-"lib", .mpy files under /lib); a file that sets either runs on an emulated board of its own.
+an emulated board), `DEPLOY = "romfs"` (ulnet in the board's ROMFS, run in place, instead of
+"lib", .mpy files under /lib; "frozen": ulnet frozen into the board's firmware, built by
+tools/firmware.py) and `BITS = 32` (a 32-bit board, on a firmware built likewise; 64 is PyPI's
+unix port); a file that sets any of them runs on an emulated board of its own.
 
 A device is the user's: the runner writes only inside the tools' work folder (dev.WORK_DIR,
 /ulnet-tmp): WORK/lib/ulnet (the run's ulnet, first on sys.path, so the device's own /lib/ulnet
@@ -23,8 +25,8 @@ HILSession is the transport layer, on mpremote's raw REPL (tools/device.py):
   filesystem and .mpy support ulnet is deployed first and the file copied to
   WORK/tests/NAME.mpy and imported (a file on an emulated board of its own with
   DEPLOY = "romfs" goes into the ROMFS image with ulnet instead, with the harness, and both are
-  imported from /rom/board_tests), on others (a micro:bit) its source is sent as code and
-  nothing is written;
+  imported from /rom/board_tests; with DEPLOY = "frozen" the image holds them alone), on others
+  (a micro:bit) its source is sent as code and nothing is written;
 - per test: `_ulnet_run(name, test, params)`, its result line read within the deadline; at the
   deadline Ctrl-C, and a board that does not come back is reset once (the reset button of an
   emulated board, a soft reset otherwise) and the test reported failed. A board that does not
@@ -58,7 +60,8 @@ WORK_LIB = dev.WORK_DIR + "/lib"
 WORK_TESTS = dev.WORK_DIR + "/tests"
 WORK_FILES = dev.WORK_DIR + "/files"
 
-DEPLOY_MODES = ("lib", "romfs")
+DEPLOY_MODES = ("lib", "romfs", "frozen")
+BITS = (32, 64)
 
 # skipped: the test did not run (its file needs more free heap than the board has; detail says)
 Result = collections.namedtuple("Result", "name passed heap detail output skipped", defaults=(False,))
@@ -67,14 +70,14 @@ BoardTest = collections.namedtuple("BoardTest", "name params")
 
 class BoardTestFile:
     """A board test file read on the host (never imported here): its tests, deadline, and the
-    board it asks for (`heap`, `deploy`: None when it does not say)."""
+    board it asks for (`heap`, `deploy`, `bits`: None when it does not say)."""
 
     def __init__(self, path, default_deadline_s=DEFAULT_DEADLINE_S):
         self.path = os.path.abspath(path)
         self.module = os.path.basename(path)[:-3]
         self.harness = os.path.join(os.path.dirname(self.path), HARNESS)
         self.deadline_s = default_deadline_s
-        self.heap = self.deploy = self.free_heap = None
+        self.heap = self.deploy = self.bits = self.free_heap = None
         with open(path) as f:
             tree = ast.parse(f.read(), path)
         self.tests = []
@@ -84,17 +87,19 @@ class BoardTestFile:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
                 self.tests.append(BoardTest(node.name, [a.arg for a in node.args.args]))
             elif isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in (
-                    "DEADLINE_S", "HEAP", "DEPLOY", "FREE_HEAP"):
+                    "DEADLINE_S", "HEAP", "DEPLOY", "BITS", "FREE_HEAP"):
                 settings[node.targets[0].id] = ast.literal_eval(node.value)
                 self.host_lines.update(range(node.lineno, node.end_lineno + 1))
         self.deadline_s = settings.get("DEADLINE_S", self.deadline_s)
-        self.heap, self.deploy = settings.get("HEAP"), settings.get("DEPLOY")
+        self.heap, self.deploy, self.bits = settings.get("HEAP"), settings.get("DEPLOY"), settings.get("BITS")
         if self.heap is not None:
             boards.parse_heap(self.heap)  # a bad size fails here, on the host
         if "FREE_HEAP" in settings:
             self.free_heap = boards.parse_size(settings["FREE_HEAP"], "FREE_HEAP")
         if self.deploy not in (None,) + DEPLOY_MODES:
             raise ValueError("%s: DEPLOY must be one of %s, not %r" % (path, DEPLOY_MODES, self.deploy))
+        if self.bits not in (None,) + BITS:
+            raise ValueError("%s: BITS must be one of %s, not %r" % (path, BITS, self.bits))
 
     def board_source(self):
         """The source that goes to the board: the settings are read here, on the host, so the
@@ -105,8 +110,8 @@ class BoardTestFile:
 
     @property
     def own_board(self):
-        """True when the file asks for a board of its own (HEAP or DEPLOY set)."""
-        return self.heap is not None or self.deploy is not None
+        """True when the file asks for a board of its own (HEAP, DEPLOY or BITS set)."""
+        return self.heap is not None or self.deploy is not None or self.bits is not None
 
 
 class HILSession:
@@ -114,13 +119,16 @@ class HILSession:
     With romfs=True, ulnet is deployed into the board's ROMFS (`ulnet deploy --romfs`), and so
     are the BoardTestFiles in `test_files` and their harness: they run from /rom/board_tests in
     place, so their bytecode is not in the heap either (about 1 KB for test_ftp.py's, and the
-    harness is not compiled on the board), and are never copied."""
+    harness is not compiled on the board), and are never copied. frozen=True: the board must
+    have ulnet frozen into its firmware (open() fails otherwise), and its image holds the test
+    files alone."""
 
-    def __init__(self, device, romfs=False, test_files=(), check_heap=False):
+    def __init__(self, device, romfs=False, test_files=(), check_heap=False, frozen=False):
         self.device = device
         self.check_heap = check_heap  # skip a file whose FREE_HEAP the board does not have
         self.short = None  # why the loaded file's tests are skipped
         self.romfs = romfs
+        self.frozen = frozen
         self.test_files = test_files
         self.in_rom = set()  # paths of the test files in the board's ROMFS image
         self.transport = None
@@ -143,9 +151,11 @@ class HILSession:
                                            (HARNESS[:-3], _code_of(test_file.harness))):
                         path = "%s/%s.mpy" % (ROM_TESTS, module)
                         extra[path] = self._compile(module, source, "/rom" + path)
-                deploy.deploy_to(self.transport, romfs=True, device=self.device, extra=extra)
+                done = deploy.deploy_to(self.transport, romfs=True, device=self.device, extra=extra)
             else:
-                deploy.deploy_to(self.transport, device=self.device, lib=WORK_LIB + "/ulnet")
+                done = deploy.deploy_to(self.transport, device=self.device, lib=WORK_LIB + "/ulnet")
+            if self.frozen and deploy.FROZEN not in (action for _, action in done.values()):
+                raise deploy.DeployError("%s has no ulnet frozen into its firmware" % self.device)
             self.in_rom = {test_file.path for test_file in self.test_files} if extra else set()
         return self
 

@@ -20,9 +20,10 @@ its tests are skipped, saying `needs 48 KB free, board has 41 KB`. A DEVICE that
 opened, does not answer or takes no deploy ends the session at once with one line and exit
 code 4 (pytest's usage error: nothing could run).
 
-A file that asks for its own board (`HEAP = "32K"`, `DEPLOY = "romfs"`, see tools/hil.py) runs,
-with `--board emu`, on an emulated board started for that file alone (with the file's heap, or
---board-heap, and the file's deploy mode) and stopped after its tests. On a given DEVICE the
+A file that asks for its own board (`HEAP = "32K"`, `DEPLOY = "romfs"` or "frozen", `BITS = 32`,
+see tools/hil.py) runs, with `--board emu`, on an emulated board started for that file alone
+(with the file's heap, or --board-heap, its deploy mode and word size) and stopped after its
+tests. On a given DEVICE the
 file runs on that device as it is: a real board's heap is what it has, and its ROMFS partition
 is written by mpremote, not by the runner.
 """
@@ -36,7 +37,7 @@ from mpremote.transport import TransportError
 
 from ulnet.tools import deploy
 from ulnet.tools import device as dev
-from ulnet.tools import hil
+from ulnet.tools import firmware, hil
 from ulnet.tools.board import Board
 
 # the exit code when the device cannot be opened, does not answer or takes no deploy: pytest's
@@ -122,7 +123,7 @@ def board_work_dir():
 @pytest.fixture
 def hil_session(request):
     """The HILSession a board test runs in: its file's own emulated board when the file asks
-    for one (HEAP, DEPLOY) and the board is `emu`, else the board of this pytest process."""
+    for one (HEAP, DEPLOY, BITS) and the board is `emu`, else the board of this pytest process."""
     if request.module.board_test_file.own_board and request.config.getoption("board") == "emu":
         return request.getfixturevalue("hil_file_board")
     return request.getfixturevalue("hil_board")
@@ -151,11 +152,20 @@ def hil_board(request):
 
 @pytest.fixture(scope="module")
 def hil_file_board(request):
-    """An emulated board for one test file that asks for its own (HEAP, DEPLOY): started for
-    the file's tests with ulnet deployed as the file says, stopped after them."""
+    """An emulated board for one test file that asks for its own (HEAP, DEPLOY, BITS): started
+    for the file's tests with ulnet deployed as the file says, stopped after them. A 32-bit
+    board or one with ulnet frozen in runs a firmware tools/firmware.py builds (once, then
+    cached); where it cannot be built here, the file's tests skip and say why."""
     test_file = request.module.board_test_file
-    board = Board(heap=test_file.heap or request.config.getoption("board_heap")).start()
-    session = hil.HILSession(board.url, romfs=test_file.deploy == "romfs", test_files=[test_file])
+    frozen, path = test_file.deploy == "frozen", None
+    if frozen or test_file.bits == 32:
+        try:
+            path = firmware.default_firmware(test_file.bits or 64, frozen=frozen).path
+        except firmware.FirmwareUnavailable as e:
+            pytest.skip(str(e))
+    board = Board(heap=test_file.heap or request.config.getoption("board_heap"), firmware=path).start()
+    session = hil.HILSession(board.url, romfs=test_file.deploy in ("romfs", "frozen"), test_files=[test_file],
+                             frozen=frozen)
     try:
         yield session.open()
     finally:
