@@ -94,16 +94,27 @@ def test_builds_a_32_bit_unix_port_with_ulnet_frozen_in(firmware32, tmp_path):
         open(os.path.join(ROOT, "package.json")))["version"]), "no desktop port"]
 
 
-def test_a_changed_ulnet_is_a_new_firmware(tmp_path):
-    # the cache is keyed by what is frozen: a checkout whose core differs gets its own firmware
-    # (checked by the key alone: a second build is minutes that prove nothing more)
-    other = tmp_path / "checkout"
-    shutil.copytree(os.path.join(ROOT, "core"), other / "core")
-    shutil.copytree(os.path.join(ROOT, "ports"), other / "ports")
-    assert firmware.ulnet_digest(str(other)) == firmware.ulnet_digest()
-    with open(other / "core" / "errors.py", "a") as f:
-        f.write("\n# changed\n")
-    assert firmware.ulnet_digest(str(other)) != firmware.ulnet_digest()
+def test_each_checkout_gets_a_firmware_of_its_own_ulnet(firmware32, tmp_path):
+    # two checkouts (worktrees, a newer ulnet) build in the same build folder, the second one's
+    # changed file older than what the first compiled: its firmware must still freeze its own
+    # files (MicroPython's build goes by modification times), each under its own cache key
+    token = os.urandom(4).hex()  # new content each run: both are built, not taken from the cache
+    source, _ = firmware.find_source()
+    built = {}
+    for name, mtime in (("first", None), ("second", 1e9)):
+        checkout = tmp_path / name
+        shutil.copytree(os.path.join(ROOT, "core"), checkout / "core")
+        shutil.copytree(os.path.join(ROOT, "ports"), checkout / "ports")
+        with open(checkout / "core" / "errors.py", "a") as f:
+            f.write("\nMARK = '%s %s'\n" % (name, token))
+        if mtime:
+            os.utime(checkout / "core" / "errors.py", (mtime, mtime))  # 2001
+        built[name] = firmware.build(source, 32, root=str(checkout))
+    assert len({built["first"].path, built["second"].path, firmware32.path}) == 3
+    probe = "import sys\nsys.path[:] = ['.frozen']\nimport ulnet.errors\nprint(ulnet.errors.MARK)\n"
+    for name, fw in built.items():
+        ran = subprocess.run([fw.path, "-c", probe], capture_output=True, text=True, timeout=30)
+        assert ran.stdout.strip() == "%s %s" % (name, token), ran.stderr
 
 
 def test_a_folder_without_source_is_one_clear_error(tmp_path):

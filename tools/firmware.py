@@ -50,6 +50,8 @@ TOOL_DEADLINE_S = 60
 # a finished firmware (about 1 MB) unused for this long leaves the cache; never sooner, as boards
 # of other processes may run it (a board restarts its binary at every reset)
 KEEP_UNUSED_S = 7 * 24 * 3600
+# part of every cache key: 2 since a build folder recompiles what it freezes when that changes
+CACHE_VERSION = 2
 # the source folders the unix port and mpy-cross are built from: what the source digest covers
 SOURCE_DIRS = ("py", "extmod", "shared", "ports/unix", "mpy-cross", "lib")
 MANIFEST = """# Freezes ulnet (the layout beside this file, as package.json lays it out) into MicroPython
@@ -149,7 +151,7 @@ def write_manifest(folder, root=ROOT):
     shutil.rmtree(layout, ignore_errors=True)
     for local, rel in deploy.sources(root):
         os.makedirs(os.path.dirname(os.path.join(layout, rel)), exist_ok=True)
-        shutil.copy2(local, os.path.join(layout, rel))  # mtimes kept: unchanged files are not recompiled
+        shutil.copy2(local, os.path.join(layout, rel))
     path = os.path.join(folder, "manifest.py")
     with open(path, "w") as f:
         f.write(MANIFEST % path)
@@ -167,15 +169,14 @@ def build(source, bits=32, cflags="", frozen=True, report=None, root=ROOT):
     if problem:
         raise FirmwareError(problem)
     flags = " ".join((["-m32"] if bits == 32 else []) + cflags.split())
-    folder = os.path.join(CACHE, "build-" + _digest(tree, bits, flags, frozen)[:16])
+    folder = os.path.join(CACHE, "build-" + _digest(CACHE_VERSION, tree, bits, flags, frozen)[:16])
     with _locked(folder):
-        manifest = write_manifest(os.path.join(folder, "manifest"), root) if frozen else ""
-        key = _digest(_tree_digest(tree), ulnet_digest(root) if frozen else "", bits, flags)
-        done = os.path.join(CACHE, "fw-" + key[:16])
+        what = ulnet_digest(root) if frozen else ""
+        done = os.path.join(CACHE, "fw-" + _digest(CACHE_VERSION, _tree_digest(tree), what, bits, flags)[:16])
         if not os.path.exists(os.path.join(done, "micropython")):
             report("building the %d-bit unix port in %s (a few minutes at most)" % (bits, folder))
             started = time.monotonic()
-            _make(tree, folder, bits, flags, manifest)
+            _make(tree, folder, bits, flags, _frozen_layout(folder, root, what) if frozen else "")
             _keep(folder, done, frozen)
             report("built in %.0f s" % (time.monotonic() - started))
             _prune()
@@ -183,6 +184,27 @@ def build(source, bits=32, cflags="", frozen=True, report=None, root=ROOT):
     with open(os.path.join(done, "sizes")) as f:
         size, ulnet_size = (int(n) for n in f.read().split())
     return Firmware(os.path.join(done, "micropython"), bits, size, ulnet_size, done)
+
+
+def _frozen_layout(folder, root, digest):
+    """Lay ulnet (whose ulnet_digest is `digest`) out in the build folder; returns the path of
+    its manifest. The build folder serves every checkout, and MicroPython's makemanifest.py goes
+    by modification times: a file of this checkout older than another's already compiled one
+    would count as built. So whenever what is frozen changes, its compiled form goes."""
+    manifest = write_manifest(os.path.join(folder, "manifest"), root)
+    stamp = os.path.join(folder, "frozen.digest")
+    try:
+        with open(stamp) as f:
+            built = f.read()
+    except FileNotFoundError:
+        built = None
+    if built != digest:
+        shutil.rmtree(os.path.join(folder, "port", "frozen_mpy"), ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(folder, "port", "frozen_content.c"))
+        with open(stamp, "w") as f:
+            f.write(digest)
+    return manifest
 
 
 def _make(tree, folder, bits, flags, manifest):
