@@ -23,6 +23,7 @@ def test_parse(url, parts):
 @pytest.mark.parametrize("url, why", [
     ("ftp://scan:se/cret@host/dir", "'@' after the host"),  # would be host "scan", port "se"
     ("ftp://scan:1234/secret@host/dir", "'@' after the host"),  # would be anonymous to scan:1234
+    ("ftp://scan:@1/secret@host/dir", "'@' after the host"),  # the path would be "secret@host/dir"
     ("ftp://scan:secret@host:21x/", "bad port"),
     # getaddrinfo wraps 99999 to 34463: the password would go to a port nobody named
     ("ftp://scan:secret@host:99999/", "bad port"), ("ftp://scan:secret@host:65536/", "bad port"),

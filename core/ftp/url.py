@@ -3,7 +3,8 @@
 Rules: user and password may be %-encoded (an "@", ":" or "/" in a password is %40 / %3A /
 %2F); an IPv6 host is written in brackets; no user means anonymous. An "@" after the host part
 is refused rather than guessed at: `ftp://user:pa/ss@host` is a password with an unescaped "/",
-never a login as anonymous to host "user". `redact(url)` is the only form of a URL that may be
+never a login as anonymous to host "user", and in `ftp://u:@h/pw@x` the path would hold a piece
+of the password (an "@" in a path is written %40). `redact(url)` is the only form of a URL that may be
 printed or logged: the password never appears anywhere else, even in a malformed URL.
 """
 
@@ -42,7 +43,7 @@ def parse_url(url):
     rest = url[6:]
     slash = rest.find("/")
     netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash + 1:])
-    if "@" in path and "@" not in netloc:
+    if "@" in path:  # also after a netloc with its own "@": the path would hold the password's tail
         raise ValueError("'@' after the host in %s: write a '/' in the user or password as %%2F, "
                          "an '@' in the path as %%40" % redact(url))
     user, password = "anonymous", ""
