@@ -1,6 +1,7 @@
 """Shared pytest fixtures: eventers per desktop backend and the MicroPython runner."""
 
 import os
+import re
 import selectors
 import sys
 
@@ -11,6 +12,59 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import upy  # noqa: E402  (tests/upy.py)
 
 import ulnet  # noqa: E402
+
+# the fuzz suite (tests/fuzz): a short run in every test run, a long one with --fuzz
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fuzz", action="store_true",
+                     help="run only the fuzz suite, each property with --fuzz-scale times its "
+                          "examples of a normal run, and print each one's examples and time")
+    parser.addoption("--fuzz-scale", type=int, default=50, metavar="N",
+                     help="examples of a --fuzz run per property, as a multiple of a normal run's")
+
+
+def pytest_configure(config):
+    # read by tests/fuzz/fuzzing.py, in this process and in every xdist worker
+    os.environ["ULNET_FUZZ_SCALE"] = str(config.getoption("fuzz_scale") if config.getoption("fuzz") else 1)
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("fuzz"):
+        fuzz = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz", "")
+        other = [item for item in items if not str(item.path).startswith(fuzz)]
+        if other:
+            config.hook.pytest_deselected(items=other)
+            items[:] = [item for item in items if str(item.path).startswith(fuzz)]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Hypothesis's statistics of a property go with its report (also from an xdist worker)."""
+    report = (yield).get_result()
+    stats = getattr(item, "hypothesis_statistics", None)
+    if stats and report.when == "call":
+        report.fuzz_stats = stats
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """With --fuzz: each property's examples and time, and the totals."""
+    if not config.getoption("fuzz"):
+        return
+    rows = []
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            stats = getattr(report, "fuzz_stats", None)
+            if stats:
+                examples = sum(int(n) for n in re.findall(r"(\d+) passing", stats))
+                seconds = sum(float(s) for s in re.findall(r"phase \(([\d.]+) seconds\)", stats))
+                rows.append((report.nodeid.split("::")[-1], examples, seconds))
+    terminalreporter.section("fuzz")
+    for name, examples, seconds in sorted(rows):
+        terminalreporter.write_line("%-72s %10d examples %8.1f s" % (name, examples, seconds))
+    terminalreporter.write_line("%-72s %10d examples %8.1f s" % (
+        "total (%d properties)" % len(rows), sum(r[1] for r in rows), sum(r[2] for r in rows)))
+
 
 # every desktop backend the port can run on here (epoll is the default on Linux), and the CE port
 BACKENDS = {

@@ -1,8 +1,7 @@
-"""Tests of ulnet.ftp.parse: reply-text parsers and PORT/EPRT formatting, table-driven."""
+"""Tests of ulnet.ftp.parse: reply-text parsers and PORT/EPRT formatting, table-driven (their
+properties over any text are in the fuzz suite, tests/fuzz/test_fuzz_parsers.py)."""
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from ulnet.errors import LocalProtocolError, RemoteProtocolError
 from ulnet.ftp import listing, parse
@@ -227,35 +226,3 @@ def test_parsers_under_micropython(micropython):
             value = ["error", type(exc).__name__, exc.code]
         expected.append(json.loads(json.dumps(value)))
     assert [json.loads(line) for line in out] == expected
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.text(max_size=80))
-def test_parsers_raise_only_remote_errors(text):
-    """Whatever a server writes, a reply parser returns a value or raises RemoteProtocolError."""
-    for fn in (parse_pasv, parse_epsv, parse_path, parse_size, parse_mdtm, parse_mlsd_line,
-               parse_nlst_line):
-        try:
-            fn(text)
-        except RemoteProtocolError:
-            pass
-    parse_features(text.split("\n"))
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.binary(max_size=80))
-def test_decode_text_takes_any_bytes(data):
-    text = decode_text(data)
-    if _utf8(data):  # as decoded, control characters (C0 but TAB, DEL, C1) shown as U+FFFD
-        assert text == "".join("\ufffd" if (ord(c) < 32 and c != "\t") or 127 <= ord(c) < 160 else c
-                               for c in data.decode("utf-8", "strict"))
-    else:  # one character per byte, ASCII or U+FFFD
-        assert len(text) == len(data) and all(c == "\ufffd" or 32 <= ord(c) < 127 or c == "\t" for c in text)
-
-
-def _utf8(data):
-    try:
-        data.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False

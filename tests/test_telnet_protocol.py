@@ -1,8 +1,8 @@
 """Tests of the sans-I/O Telnet machine (core/telnet/protocol.py, options.py, events.py).
 
 Table-driven byte transcripts (each lNet mistake of issue 5 is one), the same transcripts fed in
-every split and on the real MicroPython interpreter, and hypothesis streams: arbitrary bytes
-never raise anything but RemoteProtocolError, and data out equals data in minus the commands.
+every split and on the real MicroPython interpreter. The properties over arbitrary streams are
+in the fuzz suite (tests/fuzz/test_fuzz_telnet.py).
 """
 
 import ast
@@ -14,8 +14,6 @@ import sys
 import tempfile
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 import upy
 from ulnet.errors import LocalProtocolError, RemoteProtocolError
@@ -467,129 +465,6 @@ def test_protocol_imports_no_io():
             "print(sorted(m for m in ('socket', 'select', 'selectors') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
-
-
-# -- hypothesis -----------------------------------------------------------------------------
-
-TWO_BYTE = (NOP, DM, BRK, IP, AO, AYT, EC, EL, GA)
-VERBS = (DO, DONT, WILL, WONT)
-NOT_BINARY = st.integers(1, 255)  # BINARY would switch CR NUL decoding off midway
-
-
-def escape(data):
-    return data.replace(b"\xff", b"\xff\xff")
-
-
-items = st.one_of(
-    st.binary(max_size=40).map(lambda d: ("data", d)),
-    st.sampled_from(TWO_BYTE).map(lambda c: ("cmd", c)),
-    st.tuples(st.sampled_from(VERBS), NOT_BINARY).map(lambda v: ("neg",) + v),
-    st.tuples(st.integers(0, 255), st.binary(max_size=30)).map(lambda s: ("sb",) + s),
-)
-
-
-def build(parts):
-    """The wire bytes, the data the peer meant and the commands it sent, from a list of items."""
-    wire, data, run, commands = b"", b"", b"", []
-    for part in parts:
-        if part[0] == "data":
-            wire += escape(part[1])
-            run += part[1]
-            continue
-        data += run.replace(b"\r\0", b"\r")  # RFC 854 inside one run of data (BSD: a command ends it)
-        run = b""
-        if part[0] == "cmd":
-            wire += seq(IAC, part[1])
-            commands.append(part[1])
-        elif part[0] == "neg":
-            wire += seq(IAC, part[1], part[2])
-        else:
-            wire += seq(IAC, SB) + escape(bytes((part[1],)) + part[2]) + seq(IAC, SE)
-    return wire, data + run.replace(b"\r\0", b"\r"), commands
-
-
-def feed(proto, wire, cuts):
-    events, out = [], b""
-    points = sorted(set(c % (len(wire) + 1) for c in cuts)) + [len(wire)]
-    start = 0
-    for point in points:
-        if point > start and proto.state == "OPEN":
-            proto.receive_data(wire[start:point])
-            out += proto.data_to_send()
-            events += drain(proto)
-            start = point
-    return events, out
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(items, max_size=30), st.lists(st.integers(0, 10**6), max_size=8))
-def test_data_out_equals_data_in_minus_commands(parts, cuts):
-    wire, data, commands = build(parts)
-    events, _ = feed(TelnetProtocol(), wire, cuts)
-    assert b"".join(e.data for e in events if type(e) is Data) == data
-    assert [e.command for e in events if type(e) is Command] == commands
-
-
-@settings(max_examples=500, deadline=None)
-@given(st.lists(st.binary(max_size=64), max_size=12))
-def test_any_bytes_never_raise_but_remote_error(chunks):
-    chunks = [c for c in chunks if c]  # b"" would be EOF
-    proto = TelnetProtocol(term=["A", "B"], size=(255, 255))
-    whole, split = TelnetProtocol(term=["A", "B"], size=(255, 255)), []
-    for chunk in chunks:
-        if proto.state != "OPEN":
-            break
-        proto.receive_data(chunk)
-        assert isinstance(proto.data_to_send(), bytes)
-        try:
-            split += drain(proto)
-        except RemoteProtocolError:
-            split.append(("error",))
-    wire = b"".join(chunks)
-    if wire:
-        whole.receive_data(wire)
-    try:
-        got = drain(whole)
-    except RemoteProtocolError:
-        got = [("error",)]
-    split = [e if type(e) is tuple else describe(e) for e in split]
-    assert merged(split) == merged([e if type(e) is tuple else describe(e) for e in got])
-
-
-SOME_OPTIONS = st.sampled_from((ECHO, SGA, BINARY, NAWS, TTYPE, 99))
-OPS = st.one_of(
-    st.tuples(st.just("receive"), st.binary(min_size=1, max_size=24)),
-    st.tuples(st.just("negotiate"), st.sampled_from(VERBS), SOME_OPTIONS),
-    st.tuples(st.just("request"), SOME_OPTIONS, st.sampled_from(VERBS)),
-    st.tuples(st.just("set_size"), st.integers(0, 300), st.integers(0, 300)),
-    st.tuples(st.just("send_data"), st.binary(max_size=8)),
-)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(OPS, max_size=40))
-def test_option_changed_tracks_option_enabled(ops):
-    """Whatever the peer and the caller do, OptionChanged events replay option_enabled."""
-    proto, seen = TelnetProtocol(), {}
-    for op in ops:
-        if proto.state != "OPEN":
-            break
-        if op[0] == "receive":
-            proto.receive_data(op[1])
-        elif op[0] == "negotiate":
-            proto.receive_data(seq(IAC, op[1], op[2]))
-        else:
-            assert isinstance(getattr(proto, op[0])(*op[1:]), bytes)
-        try:
-            for event in drain(proto):
-                if type(event) is OptionChanged:
-                    assert seen.get((event.option, event.remote), False) != event.enabled
-                    seen[(event.option, event.remote)] = event.enabled
-        except RemoteProtocolError:
-            return
-        for option in (ECHO, SGA, BINARY, NAWS, TTYPE, 99):
-            for remote in (True, False):
-                assert proto.option_enabled(option, remote) == seen.get((option, remote), False)
 
 
 # -- MicroPython: heap use on a small board -----------------------------------------------------
