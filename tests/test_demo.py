@@ -61,7 +61,9 @@ def test_demo_with_a_server_that_refuses_the_login_fails_clearly():
         done = subprocess.run(ULNET + ["demo", "--server", url], capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 1
-        assert "demo FAILED" in done.stdout and "login refused: 530" in done.stdout
+        last = done.stdout.splitlines()[-1]
+        assert last.startswith("demo FAILED: 41 scans left on the board; login refused: 530"), done.stdout
+        assert "0 of 0 identical" not in done.stdout  # issue 12 item 16: the reason is the last line
         assert "wrong-one" not in done.stdout + done.stderr
 
 
@@ -71,3 +73,12 @@ def test_demo_on_a_32_bit_board_with_ulnet_frozen_in(firmware32):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "deploy  nothing: ulnet is frozen into the board's firmware\n" in done.stdout
     assert re.search(r"checked on the server\s+41 of 41 identical", done.stdout)
+
+
+def test_demo_on_a_board_too_small_says_so_in_one_line():
+    """Issue 12 item 16: at --heap 40K the demo ended in a bare MemoryError."""
+    done = run_demo("--heap", "40K")
+    assert done.returncode == 1
+    assert done.stderr.startswith("ulnet demo: the board ran out of heap (MemoryError: ") and \
+        done.stderr.endswith("): the demo needs a board with 52K of heap or more; try --heap 64K\n"), done.stderr
+    assert done.stderr.count("\n") == 1

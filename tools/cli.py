@@ -12,7 +12,13 @@ _COMMANDS = ("demo", "upload", "board", "deploy", "hil", "firmware")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="ulnet", description=__doc__.splitlines()[0])
+    from ulnet import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="ulnet", description="ulnet's host tools: scan upload, emulated boards, deploy, board tests.",
+        epilog="In a checkout, ./ulnet also runs `./ulnet test [pytest args]` (the test suite) and "
+        "`./ulnet example` (the README's event-driven example). Each COMMAND has its own --help.")
+    parser.add_argument("--version", action="version", version="ulnet " + __version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _COMMANDS:
         module = __import__("ulnet.tools." + name, None, None, ["add_parser"])

@@ -47,6 +47,9 @@ FROZEN = "frozen into the firmware: not copied"  # the action reported for it
 EMULATED_ROMFS = "/.romfs"  # the emulated board's ROMFS partition (see tools/board/child.py)
 COMPILE_DEADLINE_S = 60
 EEXIST, ENOSPC = 17, 28  # MicroPython uses the same numbers on every port
+# bytes per write command: mpremote's 256 costs a round trip per 256 bytes; 1 KB (up to 4 KB of
+# source on the board for binary data) is four times fewer and still compiles on a small heap
+WRITE_CHUNK = 1024
 
 
 class DeployError(Exception):
@@ -119,29 +122,71 @@ def board_mpy_major(transport):
     return mpy & 0xFF
 
 
-def remote_hash(transport, path):
+# every listed file's sha256 on the board, one line each ("-" when it cannot be read)
+HASHES = """
+import hashlib, binascii
+b = bytearray(512)
+for p in %r:
+ try:
+  h = hashlib.sha256()
+  with open(p, "rb") as f:
+   while True:
+    n = f.readinto(b)
+    if not n:
+     break
+    h.update(b if n == 512 else b[:n])
+  print(binascii.hexlify(h.digest()).decode())
+ except OSError:
+  print("-")
+"""
+
+
+def remote_hashes(transport, paths):
+    """{path: sha256 digest, or None when it is not there}, for all paths in one round trip
+    (a board without hashlib has each file read back instead)."""
+    paths = sorted(paths)
     try:
-        return transport.fs_hashfile(path, "sha256")
+        lines = dev.run(transport, HASHES % (paths,), timeout_s=30).decode().split()
+    except dev.DeviceError as e:
+        if "ImportError" not in str(e):
+            raise DeployError("hashing files on the board failed: %s" % e) from None
+        return {p: _read_back_hash(transport, p) for p in paths}
+    return {p: None if h == "-" else bytes.fromhex(h) for p, h in zip(paths, lines)}
+
+
+def _read_back_hash(transport, path):
+    try:
+        return transport.fs_hashfile(path, "sha256")  # mpremote reads it back without hashlib
     except OSError:
         return None  # not there (or unreadable): write it
 
 
+# every file and folder under a folder on the board, one line each ("F path", "D path")
+WALK = """
+import os
+def _w(p):
+ try:
+  for e in os.ilistdir(p):
+   q = p + "/" + e[0]
+   if e[1] & 0x4000:
+    print("D", q)
+    _w(q)
+   else:
+    print("F", q)
+ except OSError:
+  pass
+_w(%r)
+del _w
+"""
+
+
 def remote_tree(transport, folder):
-    """(files, folders) under folder on the device, recursive, folder itself among the folders;
-    both empty when it is missing."""
-    try:
-        entries = transport.fs_listdir(folder)
-    except OSError:
-        return [], []
-    files, folders = [], [folder]
-    for entry in entries:
-        path = folder + "/" + entry.name
-        if entry.st_mode & 0x4000:
-            sub_files, sub_folders = remote_tree(transport, path)
-            files, folders = files + sub_files, folders + sub_folders
-        else:
-            files.append(path)
-    return files, folders
+    """(files, folders) under folder on the device, recursive, folder itself among the folders
+    when it is there; both empty when it is missing. One round trip."""
+    found = dev.run(transport, "import os\ntry:\n os.stat(%r)\n print('D', %r)\nexcept OSError:\n pass\n"
+                    % (folder, folder) + WALK % folder, timeout_s=30).decode().splitlines()
+    return ([line[2:] for line in found if line.startswith("F ")],
+            [line[2:] for line in found if line.startswith("D ")])
 
 
 def remove_stale(transport, folder, wanted, note):
@@ -171,9 +216,9 @@ def check_space(transport, needed):
         raise DeployError("out of flash: %d bytes to write, %d free" % (needed, free))
 
 
-def write_verified(transport, path, data):
+def write(transport, path, data):
     try:
-        transport.fs_writefile(path, data)
+        transport.fs_writefile(path, data, chunk_size=WRITE_CHUNK)
     except OSError as e:
         if e.errno == ENOSPC:
             raise DeployError("out of flash writing %s" % path) from None
@@ -181,19 +226,23 @@ def write_verified(transport, path, data):
     except TransportExecError as e:  # not a filesystem error, e.g. MemoryError
         raise DeployError("writing %s failed on the board: %s"
                           % (path, dev.error_line(e.error_output))) from None
-    if remote_hash(transport, path) != hashlib.sha256(data).digest():
-        raise DeployError("verify failed: %s on the device differs from what was written" % path)
 
 
 def sync(transport, wanted, report):
-    """Make the device hold `wanted` ({path: bytes}); report(path, size, action) per file."""
-    changed = {p: d for p, d in wanted.items() if remote_hash(transport, p) != hashlib.sha256(d).digest()}
+    """Make the device hold `wanted` ({path: bytes}); report(path, size, action) per file.
+    What is there is hashed in one round trip, and so is every written file afterwards."""
+    digests = {p: hashlib.sha256(d).digest() for p, d in wanted.items()}
+    there = remote_hashes(transport, wanted)
+    changed = {p: d for p, d in wanted.items() if there[p] != digests[p]}
     if changed:
         check_space(transport, sum(len(d) for d in changed.values()))
         make_dirs(transport, changed)
+        for path in sorted(changed):
+            write(transport, path, changed[path])
+        for path, digest in sorted(remote_hashes(transport, changed).items()):
+            if digest != digests[path]:
+                raise DeployError("verify failed: %s on the device differs from what was written" % path)
     for path in sorted(wanted):
-        if path in changed:
-            write_verified(transport, path, changed[path])
         report(path, len(wanted[path]), "written" if path in changed else "unchanged")
     return changed
 
@@ -368,12 +417,19 @@ def write_package_json(root=ROOT):
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser("deploy", help="compile ulnet and copy it onto a device")
-    parser.add_argument("device", nargs="?", help="serial path, socket://HOST:PORT or rfc2217://HOST:PORT")
+    parser = subparsers.add_parser(
+        "deploy", help="compile ulnet and copy it onto a device",
+        description="Compile ulnet (core/ and the MicroPython port) with mpy-cross for the board's .mpy "
+        "version and sync it to /lib/ulnet: unchanged files are skipped, stale ones removed, every "
+        "written file verified by its sha256 on the board. --config also writes /ulnet.json (checked "
+        "first with the device's own code). Errors are one line and exit 1.")
+    parser.add_argument("device", nargs="?", help="serial path, socket://HOST:PORT, rfc2217://HOST:PORT, "
+                        "or an mpremote shortcut (a0, u0, c0, auto)")
     parser.add_argument("--config", metavar="FILE", help="also copy this device config to " + CONFIG_PATH)
     parser.add_argument("--package-json", action="store_true", help="rewrite package.json (for mip) and exit")
     parser.add_argument("--romfs", action="store_true",
-                        help="deploy into the board's ROMFS partition (code runs in place, outside the heap)")
+                        help="the emulated board only: deploy into its ROMFS partition (code runs in place, "
+                        "outside the heap); a real board's is written by `mpremote romfs deploy`")
     parser.set_defaults(run=run)
 
 

@@ -29,6 +29,7 @@ READ_TIMEOUT_S = 5
 URL_SCHEMES = ("socket://", "rfc2217://", "loop://")
 # a pty (QEMU's emulated UART) has no baud rate: writes are paced to a 115200 baud line, and
 # in small pieces, as firmware without raw-paste flow control drops what it cannot take in time
+# (not an emulated board's pty: its supervisor reads as fast as it is written to)
 PTY_BYTES_PER_S = 11520
 PTY_CHUNK = 16
 WORK_DIR = "/ulnet-tmp"
@@ -99,7 +100,7 @@ def open_device(device, soft_reset=False):
     with contextlib.redirect_stdout(io.StringIO()):
         try:
             transport = SerialTransport(device, timeout=READ_TIMEOUT_S)
-            if transport.is_pty:
+            if transport.is_pty and not _emulated(device):  # an emulated board's reads keep up
                 transport.serial = PacedSerial(transport.serial)
         except TransportError:
             raise DeviceError("cannot open %s: is the board connected and the port free?" % device) from None
@@ -110,6 +111,12 @@ def open_device(device, soft_reset=False):
             raise DeviceError("%s is not answering (no raw REPL within %d s)"
                               % (device, ANSWER_DEADLINE_S)) from e
     return transport
+
+
+def _emulated(device):
+    from ulnet.tools.board import find_board
+
+    return find_board(device) is not None
 
 
 class PacedSerial:

@@ -218,10 +218,13 @@ def reset_board(device):
 
 
 def add_parser(subparsers):
-    parser = subparsers.add_parser("board", help="start or stop an emulated board")
+    parser = subparsers.add_parser(
+        "board", help="start, stop or reset an emulated board",
+        description="An emulated board: the real MicroPython unix port behind a socket:// URL (and a pty "
+        "with --pty) that mpremote and ulnet deploy/hil drive as a serial board.")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     start = sub.add_parser("start", help="start a board; prints its URL (and pty path)")
-    start.add_argument("--heap", default="64K", help="MicroPython heap size (default 64K)")
+    start.add_argument("--heap", default="64K", help="MicroPython heap size, with K or M (default 64K, at least 8K)")
     start.add_argument("--flash", help="folder that is the board's / (default: a new temp folder)")
     start.add_argument("--flash-size", help="flash size that os.statvfs reports, e.g. 1M "
                        "(default: the host disk's)")
