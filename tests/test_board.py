@@ -251,8 +251,17 @@ def test_a_heap_without_its_unit_is_refused_not_rebooted_for_ever():
     for ever ("Invalid command line arguments")."""
     done = subprocess.run([ULNET, "board", "start", "--heap", "64"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr == ("ulnet board: heap size 64 is 64 bytes: a board needs at least 8K to boot "
+    assert done.stderr == ("ulnet board: heap size 64 is 64 bytes: a 64-bit board needs at least 8K to boot "
                            "(did you mean 64K?)\n")
+
+
+@pytest.mark.timeout(1200)  # the first test to ask for the firmware may have to build it
+def test_a_32_bit_board_boots_from_4k(firmware32, flash):
+    # a 32-bit board's REPL and boot take about half of a 64-bit one's: 4K is enough, 3K is not
+    with pytest.raises(BoardError, match="^heap size 3K is 3072 bytes: a 32-bit board needs at least 4K to boot"):
+        Board(heap="3K", firmware=firmware32.path)
+    with Board(heap="4K", flash=str(flash), firmware=firmware32.path) as board:
+        assert ok(mpremote(board.url, "exec", "print(6 * 7)")).strip() == "42"
 
 
 @pytest.mark.timeout(1200)  # the first test to ask for the firmware may have to build it

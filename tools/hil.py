@@ -93,7 +93,7 @@ class BoardTestFile:
         self.deadline_s = settings.get("DEADLINE_S", self.deadline_s)
         self.heap, self.deploy, self.bits = settings.get("HEAP"), settings.get("DEPLOY"), settings.get("BITS")
         if self.heap is not None:
-            boards.parse_heap(self.heap)  # a bad size fails here, on the host
+            boards.parse_heap(self.heap, self.bits or 64)  # a bad size fails here, on the host
         if "FREE_HEAP" in settings:
             self.free_heap = boards.parse_size(settings["FREE_HEAP"], "FREE_HEAP")
         if self.deploy not in (None,) + DEPLOY_MODES:

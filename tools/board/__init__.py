@@ -38,8 +38,9 @@ STOP_DEADLINE_S = 10
 POLL_S = 0.02
 SIZE_PATTERN = re.compile(r"^([1-9][0-9]*)([KM]?)$")
 PR_SET_PDEATHSIG = 1
-# below this the unix port's REPL and mpremote's raw REPL do not come up (64-bit: 6K fails at boot)
-MIN_HEAP = 8 << 10
+# below this, per word size, the unix port's REPL and mpremote's raw REPL do not come up (64-bit:
+# 6K fails at boot; 32-bit: 3K)
+MIN_HEAP = {32: 4 << 10, 64: 8 << 10}
 
 
 class BoardError(Exception):
@@ -54,7 +55,13 @@ class Board:
     """One emulated board; start() returns it running, stop() ends it (both bounded in time)."""
 
     def __init__(self, heap="64K", flash=None, pty=False, flash_size=None, owned=True, firmware=None):
-        self.heap = str(parse_heap(heap))
+        bits = 64
+        if firmware:
+            try:
+                bits = firmware_bits(firmware)
+            except RuntimeError:
+                pass  # start() says what is wrong with it
+        self.heap = str(parse_heap(heap, bits))
         self.flash_size = parse_size(flash_size, "flash size") if flash_size else 0
         self.firmware = os.path.abspath(firmware) if firmware else None
         self.flash, self.use_pty, self.owned = flash, pty, owned
@@ -127,13 +134,13 @@ def parse_size(text, what):
     return int(match.group(1)) << {"": 0, "K": 10, "M": 20}[match.group(2)]
 
 
-def parse_heap(text):
-    """A board's heap in bytes; refuses one too small to boot (a bare 64 is 64 bytes, and a
-    board given that rebooted for ever)."""
+def parse_heap(text, bits=64):
+    """A board's heap in bytes; refuses one too small for a board of this word size to boot (a
+    bare 64 is 64 bytes, and a board given that rebooted for ever)."""
     heap = parse_size(text, "heap size")
-    if heap < MIN_HEAP:
-        raise BoardError("heap size %s is %d bytes: a board needs at least %dK to boot (did you mean %sK?)"
-                         % (text, heap, MIN_HEAP >> 10, text))
+    if heap < MIN_HEAP[bits]:
+        raise BoardError("heap size %s is %d bytes: a %d-bit board needs at least %dK to boot (did you mean %sK?)"
+                         % (text, heap, bits, MIN_HEAP[bits] >> 10, text))
     return heap
 
 
