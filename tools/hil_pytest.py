@@ -79,6 +79,9 @@ class BoardModule(pytest.Module):
         module = types.ModuleType(test_file.module)
         module.__file__ = str(self.path)
         module.board_test_file = test_file  # what the hil_session fixture reads
+        if test_file.deploy == "frozen" or test_file.bits == 32:
+            # its board's firmware may have to be built first (a few minutes at most, once)
+            module.pytestmark = [pytest.mark.timeout(firmware.BUILD_DEADLINE_S + test_file.deadline_s)]
         for test in test_file.tests:
             setattr(module, test.name, _host_test(test_file, test))
         return module
