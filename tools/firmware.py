@@ -50,7 +50,8 @@ TOOL_DEADLINE_S = 60
 # a finished firmware (about 1 MB) unused for this long leaves the cache; never sooner, as boards
 # of other processes may run it (a board restarts its binary at every reset)
 KEEP_UNUSED_S = 7 * 24 * 3600
-# part of every cache key: 2 since a build folder recompiles what it freezes when that changes
+# in the cache's folder names: 2 since a build folder recompiles what it freezes when that changes
+# (version 1's code removed all but the 6 newest "fw-*" folders, boards still running them too)
 CACHE_VERSION = 2
 # the source folders the unix port and mpy-cross are built from: what the source digest covers
 SOURCE_DIRS = ("py", "extmod", "shared", "ports/unix", "mpy-cross", "lib")
@@ -169,10 +170,10 @@ def build(source, bits=32, cflags="", frozen=True, report=None, root=ROOT):
     if problem:
         raise FirmwareError(problem)
     flags = " ".join((["-m32"] if bits == 32 else []) + cflags.split())
-    folder = os.path.join(CACHE, "build-" + _digest(CACHE_VERSION, tree, bits, flags, frozen)[:16])
+    folder = os.path.join(CACHE, "build%d-%s" % (CACHE_VERSION, _digest(tree, bits, flags, frozen)[:16]))
     with _locked(folder):
         what = ulnet_digest(root) if frozen else ""
-        done = os.path.join(CACHE, "fw-" + _digest(CACHE_VERSION, _tree_digest(tree), what, bits, flags)[:16])
+        done = os.path.join(CACHE, "fw%d-%s" % (CACHE_VERSION, _digest(_tree_digest(tree), what, bits, flags)[:16]))
         if not os.path.exists(os.path.join(done, "micropython")):
             report("building the %d-bit unix port in %s (a few minutes at most)" % (bits, folder))
             started = time.monotonic()
@@ -257,7 +258,7 @@ def _text_and_data(path):
 
 
 def _prune():
-    for old in glob.glob(os.path.join(CACHE, "fw-*")):
+    for old in glob.glob(os.path.join(CACHE, "fw*-*")):  # this version's, and older ones
         if os.path.getmtime(old) < time.time() - KEEP_UNUSED_S:
             shutil.rmtree(old, ignore_errors=True)
 
