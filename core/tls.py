@@ -36,13 +36,15 @@ _PEM_END = b"-----END CERTIFICATE-----"
 
 
 def read_cas(path):
-    """The DER certificates in a CA file: PEM (any number of certificates) or DER (one)."""
+    """The DER certificates in a CA file: PEM (any number of certificates) or DER (one). None
+    in it is an error: an empty file must not leave the choice to the runtime (CPython's
+    default context then trusts the system's store)."""
     with open(path, "rb") as f:
         data = f.read()
-    if _PEM_BEGIN not in data:
-        return [data]
     cas = []
     at = data.find(_PEM_BEGIN)
+    if at < 0 and data[:1] == b"0":  # DER: one certificate, a SEQUENCE (0x30)
+        cas.append(data)
     while at >= 0:
         end = data.find(_PEM_END, at)
         if end < 0:
@@ -78,13 +80,23 @@ class TLSSession:
     timeout_ms = 30000
 
     def __init__(self, cafile=None, fingerprint=None, verify=True, server_hostname=None):
+        # off only by name: verify=None (a setting passed on unset) must not mean "off"
+        if verify is not True and verify is not False:
+            raise ValueError("verify must be True or False")
         if not verify and (cafile or fingerprint):
             raise ValueError("verify=False checks nothing: give no cafile or fingerprint with it")
+        # mbedtls would check the name only up to a NUL
+        if server_hostname is not None and (type(server_hostname) is not str
+                                            or "\0" in server_hostname):
+            raise ValueError("server_hostname must be a name or an address (str)")
         self.cafile = cafile
         self.fingerprint = fingerprint
         self.verify = verify
         self.server_hostname = server_hostname
         self._pin = _pin(fingerprint) if fingerprint else None
+        # the chain and the name are checked (set now: what the status says is what is done,
+        # whatever is changed later); with a pin and no cafile, the pin alone decides
+        self._check = verify and (cafile is not None or self._pin is None)
         if not verify:
             self.status = "unverified"
         else:
@@ -113,11 +125,9 @@ class TLSSession:
         try:
             if self._ctx is None:
                 cas = read_cas(self.cafile) if self.cafile else None
-                # with a pin and no cafile, the pin alone decides
-                check = self.verify and (self.cafile is not None or self._pin is None)
-                self._ctx = port.tls_context(cas, check)
-            raw = port.wrap_tls(sock._raw, sock, self._ctx, host, self._resumable(port))
-        except (OSError, ValueError) as exc:
+                self._ctx = port.tls_context(cas, self._check)
+            raw = port.wrap_tls(sock._raw, sock, self._ctx, host, self._resumable(port, host))
+        except Exception as exc:  # whatever the runtime refuses: one on_error, the socket closed
             sock._later(link._failure(sock, exc))
             return None
         sock._raw, sock._port, sock._tls, sock.state = raw, port, link, "connecting"
@@ -133,11 +143,14 @@ class TLSSession:
         sock._conn.eventer.call_later(0, lambda: sock.state == "connecting" and sock._check())
         return None
 
-    def _resumable(self, port):
-        """The TLS session a new connection offers: the origin's current one (it may have got
-        a ticket since its handshake), else the last one seen."""
+    def _resumable(self, port, host):
+        """The TLS session a new connection to `host` offers: the origin's current one (it may
+        have got a ticket since its handshake), else the last one seen; only if it was made
+        for that name (a resumption shows no certificate: the name would go unchecked)."""
         origin = self._origin
-        if origin is not None and origin.state == "connected" and origin._tls.session is self:
+        if origin is None or origin._tls.host != host:
+            return None
+        if origin.state == "connected" and origin._tls.session is self:
             self._saved = port.tls_session(origin._raw) or self._saved
         return self._saved
 
@@ -177,7 +190,7 @@ class _Link:
                 if pin is not None and digest != pin:
                     raise NetError(errno.ECONNABORTED, "fingerprint mismatch: server"
                                    " certificate sha256 is " + _hex(digest or b""))
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # one on_error whatever failed, and the socket closed
             sock._later(self._failure(sock, exc))
             return False
         if want:
@@ -192,7 +205,7 @@ class _Link:
         if not isinstance(exc, NetError):
             if isinstance(exc, OSError):
                 return net_error(exc, "TLS handshake with", sock.peer_address, sock.peer_port)
-            exc = NetError(errno.EINVAL, str(exc))  # a bad cafile
+            exc = NetError(errno.EINVAL, str(exc) or repr(exc))  # a bad cafile, a refused name
         text = str(exc)
         if "hostname mismatch" in text:  # the port does not know the name: say it here
             text = text.replace("mismatch", "mismatch, certificate is not valid for " + self.host,

@@ -86,9 +86,21 @@ class DesktopTLS:
     def wrap_tls(self, raw, handle, context, hostname, session):
         """Wrap a connected socket (same descriptor: the registration stays); `session`: a TLS
         session to resume."""
-        tls = context.wrap_socket(raw, server_hostname=hostname, do_handshake_on_connect=False,
-                                  session=session)
-        self.port._ssl[tls.fileno()] = tls
+        fd = raw.fileno()
+        try:
+            hostname.encode("idna")  # what ssl checks only after it took the descriptor over
+            tls = context.wrap_socket(raw, server_hostname=hostname,
+                                      do_handshake_on_connect=False, session=session)
+        except BaseException:
+            if raw.fileno() < 0:  # taken over, then refused (ssl closed it): forget it here
+                port = self.port
+                if port._map.pop(fd, None) is not None:
+                    try:
+                        port._remove(fd)
+                    except (OSError, KeyError):
+                        pass  # epoll dropped it with the descriptor
+            raise
+        self.port._ssl[fd] = tls
         return tls
 
     def handshake(self, raw):

@@ -3,13 +3,16 @@ ssl in a thread, tests/servers/tls.py): implicit and start_tls echo byte-identic
 desktop backend, one on_connect, clean closes, every refusal one on_error with its reason and no
 application byte sent, deadlines, session resumption, bytes OpenSSL holds, the CE port."""
 
+import gc
 import os
 import ssl
 import subprocess
 import sys
+import warnings
 
 import pytest
 
+import upy
 import ulnet
 from servers.tls import TLSServer
 from ulnet.ports.ce_source import APIS, FAULTS, LOSSY
@@ -257,15 +260,66 @@ def test_forged_record_after_the_handshake_is_one_error_with_the_reason(eventer,
                                        " bad record mac" % srv.port)
 
 
-def test_a_bad_cafile_is_one_error(ev, certs, tmp_path):
-    bad = tmp_path / "empty.pem"
-    bad.write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+@pytest.mark.parametrize("content", [b"-----BEGIN CERTIFICATE-----\n", b"", b"not a certificate"],
+                         ids=["pem-without-end", "empty", "text"])
+def test_a_bad_cafile_is_one_error_never_the_system_store(ev, certs, tmp_path, content):
+    """An empty CA file (a copy that failed) made CPython verify against the system's store."""
+    bad = tmp_path / "ca.pem"
+    bad.write_bytes(content)
     with TLSServer(context(certs)) as srv:
         client = Client(ev, ulnet.TLSSession(cafile=str(bad)))
         client.tcp.connect("127.0.0.1", srv.port, timeout_ms=5000)
         client.run(lambda: bool(client.errors()))
     assert client.names() == ["error"]
-    assert "no certificate in it" in str(client.errors()[0])
+    assert str(client.errors()[0]) == ("TLS handshake with 127.0.0.1:%d: cafile %s: no certificate"
+                                       " in it" % (srv.port, bad))
+    assert srv.connections == 1 and srv.handshakes == 0
+
+
+def test_verification_is_off_only_by_verify_false(ev, certs):
+    """verify=None (a setting passed through unset) turned verification off; so did setting
+    .verify after the session was made, while its status still said "verified"."""
+    for value in (None, 0, "", "no"):
+        with pytest.raises(ValueError):
+            ulnet.TLSSession(verify=value)
+    session = ulnet.TLSSession(cafile=certs.ca)
+    session.verify = False  # too late: the session is what its status says
+    with TLSServer(context(certs, "unknown")) as srv:
+        client = Client(ev, session)
+        client.tcp.connect("127.0.0.1", srv.port, timeout_ms=5000)
+        client.run(lambda: bool(client.errors()) or "connect" in client.events)
+    assert client.names() == ["error"] and session.status == "verified"
+    assert "certificate verify failed: unknown CA" in str(client.errors()[0])
+    assert srv.received == b""
+
+
+@pytest.mark.parametrize("name", ["a..b", "a." * 130])
+def test_a_server_hostname_the_runtime_refuses_is_one_error_and_leaves_nothing(ev, certs, name):
+    """CPython's wrap_socket takes the descriptor over before it checks the name: the port's
+    map kept the socket, and a name IDNA refuses left the descriptor to the garbage collector."""
+    gc.collect()
+    before = upy.open_fds()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with TLSServer(context(certs), timeout_s=3) as srv:
+            client = Client(ev, ulnet.TLSSession(cafile=certs.ca, server_hostname=name))
+            client.tcp.connect("127.0.0.1", srv.port, timeout_ms=300)
+            client.run(lambda: bool(client.errors()))
+            client.run(lambda: False, 500)  # past the deadline: nothing more comes
+        gc.collect()
+    assert client.names() == ["error"] and isinstance(client.errors()[0], ulnet.NetError)
+    assert str(client.errors()[0]).startswith("TLS handshake with 127.0.0.1:%d: " % srv.port)
+    assert client.tcp.sockets == [] and ev.port.handles() == []
+    assert upy.open_fds() == before
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+
+
+def test_a_server_hostname_must_be_a_name():
+    """A NUL raised TypeError inside the handshake (CPython: reported raw, then the deadline
+    reported a second error); mbedtls would check the name only up to it."""
+    for name in ("good.example\x00.evil.example", b"localhost"):
+        with pytest.raises(ValueError):
+            ulnet.TLSSession(server_hostname=name)
 
 
 # -- upgrade in place (start_tls) --------------------------------------------------------------
@@ -352,6 +406,29 @@ def test_a_second_connection_resumes_the_first_ones_session(ev, certs, version):
             assert data.errors() == []
             sock.disconnect()
     assert srv.reused == [False, True, True]
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_a_session_is_resumed_only_for_the_name_it_was_verified_for(ev, certs, version):
+    """A certificate for localhost only: a connection to 127.0.0.1 resumed the TLS session of
+    one to localhost, and its name was never checked (a resumption shows no certificate)."""
+    ctx = context(certs, "localhost")
+    ctx.maximum_version = getattr(ssl.TLSVersion, version)
+    session = ulnet.TLSSession(cafile=certs.ca)
+    with TLSServer(ctx) as srv:
+        first = Client(ev, session, payload=b"by name")
+        first.tcp.connect("localhost", srv.port, timeout_ms=5000)
+        first.run(lambda: first.data == b"by name")
+        again = Client(ev, session, payload=b"by name again")
+        again.tcp.connect("localhost", srv.port, timeout_ms=5000)
+        again.run(lambda: again.data == b"by name again")
+        other = Client(ev, session, payload=b"by address")
+        other.tcp.connect("127.0.0.1", srv.port, timeout_ms=5000)
+        other.run(lambda: bool(other.errors()) or other.data == b"by address")
+    assert first.errors() == [] and again.errors() == []
+    assert other.names() == ["error"]
+    assert "certificate verify failed: hostname mismatch" in str(other.errors()[0])
+    assert srv.reused == [False, True] and bytes(srv.received) == b"by nameby name again"
 
 
 def test_bytes_openssl_holds_are_delivered(eventer, certs):

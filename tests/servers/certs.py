@@ -11,6 +11,7 @@ the TLS and FTPS tests and benchmarks. Nothing is checked in, so nothing expires
 Server certificates ("kinds"):
     good      signed by the CA, for IP:127.0.0.1 and DNS:localhost, valid now
     other     signed by the CA, valid now, but for DNS:other.example only (a name mismatch)
+    localhost signed by the CA, valid now, for DNS:localhost only (not for 127.0.0.1)
     expired   signed by the CA, for 127.0.0.1 and localhost, expired a day ago
     unknown   for 127.0.0.1 and localhost, valid now, signed by a CA no client trusts
 
@@ -28,7 +29,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-KINDS = ("good", "other", "expired", "unknown")
+KINDS = ("good", "other", "localhost", "expired", "unknown")
 DAY = datetime.timedelta(days=1)
 
 
@@ -64,6 +65,7 @@ class Certs:
         plans = {
             "good": (local, now - DAY, now + 30 * DAY, ca_key, ca_cert),
             "other": ([x509.DNSName("other.example")], now - DAY, now + 30 * DAY, ca_key, ca_cert),
+            "localhost": ([x509.DNSName("localhost")], now - DAY, now + 30 * DAY, ca_key, ca_cert),
             "expired": (local, now - 30 * DAY, now - DAY, ca_key, ca_cert),
             "unknown": (local, now - DAY, now + 30 * DAY, rogue_key, rogue_cert),
         }
