@@ -14,13 +14,14 @@ Rules:
   out in clear; the socket is "connecting" (send returns 0, reads nothing) until the handshake is
   done, then on_can_send fires once. Neither ever reports from inside the call.
 - A failure is one on_error with a NetError naming the peer and why ("TLS handshake with
-  127.0.0.1:990: certificate verify failed: certificate has expired"); the socket is closed
+  127.0.0.1:990: certificate verify failed: certificate has expired"; a wrong name also says
+  what the certificate is for, read by core/x509.py, loaded only then); the socket is closed
   before any application byte left. A clean TLS close is on_disconnect, as for TCP.
 - Resumption (CPython): a socket handshaking with a session that has completed one before (the
   first of its connections still open, else the last seen) offers that TLS session, as FTPS data
   connections must. MicroPython's tls module cannot resume (docs/tls.md).
 - The runtime's TLS calls are the port's TLS part (port.tls(): tls_context, wrap_tls,
-  handshake, peer_digest, tls_session), which is also what a TLS socket's I/O goes through
+  handshake, peer_cert, tls_session), which is also what a TLS socket's I/O goes through
   (Socket._port: send, recv_into, recv, modify, unregister, close_socket, and never sendfile).
   This module is the state machine, and is imported only when TLS is used.
 """
@@ -94,9 +95,6 @@ class TLSSession:
         self.verify = verify
         self.server_hostname = server_hostname
         self._pin = _pin(fingerprint) if fingerprint else None
-        # the chain and the name are checked (set now: what the status says is what is done,
-        # whatever is changed later); with a pin and no cafile, the pin alone decides
-        self._check = verify and (cafile is not None or self._pin is None)
         if not verify:
             self.status = "unverified"
         else:
@@ -125,7 +123,11 @@ class TLSSession:
         try:
             if self._ctx is None:
                 cas = read_cas(self.cafile) if self.cafile else None
-                self._ctx = port.tls_context(cas, self._check)
+                # the chain and the name, as the status says (set when the session was made,
+                # whatever is changed since); with a pin and no cafile, the pin alone decides
+                status = self.status
+                check = status == "verified" or status == "pinned" and self.cafile is not None
+                self._ctx = port.tls_context(cas, check)
             raw = port.wrap_tls(sock._raw, sock, self._ctx, host, self._resumable(port, host))
         except Exception as exc:  # whatever the runtime refuses: one on_error, the socket closed
             sock._later(link._failure(sock, exc))
@@ -185,11 +187,15 @@ class _Link:
         try:
             want = port.handshake(raw)
             if not want:
-                digest = port.peer_digest(raw)
+                cert = port.peer_cert(raw)  # taken always: a port may hold it until asked
                 pin = self.session._pin
-                if pin is not None and digest != pin:
-                    raise NetError(errno.ECONNABORTED, "fingerprint mismatch: server"
-                                   " certificate sha256 is " + _hex(digest or b""))
+                if pin is not None:
+                    import hashlib
+
+                    digest = hashlib.sha256(cert).digest() if cert else b""
+                    if digest != pin:
+                        raise NetError(errno.ECONNABORTED, "fingerprint mismatch: server"
+                                       " certificate sha256 is " + _hex(digest))
         except Exception as exc:  # one on_error whatever failed, and the socket closed
             sock._later(self._failure(sock, exc))
             return False
@@ -208,6 +214,12 @@ class _Link:
             exc = NetError(errno.EINVAL, str(exc) or repr(exc))  # a bad cafile, a refused name
         text = str(exc)
         if "hostname mismatch" in text:  # the port does not know the name: say it here
-            text = text.replace("mismatch", "mismatch, certificate is not valid for " + self.host,
-                                1)
+            try:  # and what the certificate the server showed is for (core/x509.py)
+                from ulnet.x509 import names
+
+                found = " (it is for %s)" % ", ".join(names(sock._port.peer_cert(sock._raw)))
+            except Exception:  # no certificate, no name in it, no room for x509 on a board
+                found = ""
+            text = text.replace("mismatch", "mismatch, certificate is not valid for %s%s"
+                                % (self.host, found), 1)
         return NetError(exc.errno, "TLS handshake with %s: %s" % (where, text))

@@ -104,7 +104,10 @@ class Port(DesktopPort):
     def _buffered(self):
         for tls in self._ssl.values():
             if tls.left:
-                tls.flush()  # what the socket did not take of a TLS record (ports/ce_tls.py)
+                try:
+                    tls.flush()  # what the socket did not take of a TLS record (ports/ce_tls.py)
+                except OSError:
+                    pass  # kept by the TLS socket, which now reads as ready: its call raises it
         return super()._buffered()
 
     def _deliver(self, batch):

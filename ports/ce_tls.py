@@ -11,7 +11,8 @@ BIOSocket answers as an SSLSocket does where the desktop port's TLS part asks (d
 recv_into, recv, send, pending, getpeercert, session, close): SSLWantReadError and
 SSLWantWriteError for "would block", 0 / b"" at the end (close_notify, or the TCP end). What the
 socket did not take of a record stays in `left`: the port sends it at each dispatch (flush), and
-a handshake counts as done only once its last flight is out.
+a handshake counts as done only once its last flight is out. A send that fails there is kept
+and counts as something to read: the socket's next call raises it (one on_error).
 """
 
 from ulnet.ports import desktop
@@ -36,6 +37,9 @@ class BIOSocket:
         self._obj = context.wrap_bio(self._in, self._out, server_hostname=hostname,
                                      session=session)
         self.left = b""  # encrypted bytes the socket has not taken yet
+        # a send that failed: kept, as Winsock keeps a socket's failure, and raised by every
+        # later call (a flush at dispatch has no caller to report it to)
+        self.failed = None
         # the last read ended on the socket's "would block" (or its end): its recv re-enabled
         # FD_READ, so the stack says when more comes; else a read may find more at once
         self._drained = True
@@ -54,10 +58,14 @@ class BIOSocket:
     def getpeercert(self, binary_form=False):
         return self._obj.getpeercert(binary_form)
 
+    @property
+    def _sslobj(self):  # as SSLSocket's: the certificate a refused handshake saw (peer_cert)
+        return self._obj._sslobj
+
     def pending(self):
         """A read now finds bytes no notification will announce: decrypted ones, or maybe more
-        (the last read was filled before it met the socket's "would block")."""
-        return self._obj.pending() or not self._drained
+        (the last read was filled before it met the socket's "would block"), or a failure."""
+        return self._obj.pending() or not self._drained or self.failed is not None
 
     # -- the calls --------------------------------------------------------------------------
 
@@ -79,12 +87,17 @@ class BIOSocket:
 
     def flush(self):
         """Send what TLS wrote; True once the socket took all of it."""
+        if self.failed is not None:
+            raise self.failed
         data = self.left + self._out.read()
         while data:
             try:
                 sent = self.sock.send(data)
             except BlockingIOError:
                 break
+            except OSError as exc:
+                self.failed = exc
+                raise
             data = data[sent:]
         self.left = data
         return not data

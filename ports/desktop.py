@@ -21,7 +21,6 @@ and does not wait while one does.
 """
 
 import errno
-import hashlib
 import os
 import select
 import selectors
@@ -120,9 +119,18 @@ class DesktopTLS:
             raise _tls_failure(exc)
         return 0
 
-    def peer_digest(self, raw):
-        """SHA-256 of the server's certificate (DER), once the handshake is done."""
-        return hashlib.sha256(raw.getpeercert(True)).digest()
+    def peer_cert(self, raw):
+        """The server's certificate (DER): once the handshake is done, the one it proved it
+        holds; after a refusal, the one it showed (where ssl tells it: CPython 3.10 and
+        later), else None."""
+        try:
+            return raw.getpeercert(True)
+        except ValueError:  # the handshake is not done: it was refused
+            pass
+        try:
+            return raw._sslobj.get_unverified_chain()[0].public_bytes(_ssl._ssl.ENCODING_DER)
+        except Exception:  # not in this CPython, or nothing shown
+            return None
 
     def tls_session(self, raw):
         """What a later connection can resume (ssl.SSLSession), or None."""

@@ -14,7 +14,7 @@ through here. What the 1.29 `tls` module gives and lacks (measured on the unix p
   read returns is held and handed to the next read;
 - verification errors raise ValueError with mbedtls' text, other failures OSError(-0x..., name);
 - load_verify_locations takes DER (this build parses no PEM: core/tls.py converts); no
-  getpeercert (the verify callback notes the certificate's SHA-256); no session resumption; no
+  getpeercert (the verify callback keeps the certificate); no session resumption; no
   close_notify on close;
 - readinto reads on after data while it can (py/stream.c's loop), so a close_notify right
   behind data is consumed and lost with that read: the end is seen at the TCP end.
@@ -40,7 +40,7 @@ class TLS:
         self._scratch = port._scratch
         self.plain = {}  # SSLSocket -> the plain socket under it (closed with it)
         self.held = {}  # SSLSocket -> a byte of data the handshake's last read returned
-        self.digests = {}  # SSLSocket -> SHA-256 of the server's certificate
+        self.certs = {}  # SSLSocket -> the server's certificate (DER), until core/tls.py asks
         self.shaking = None  # the SSLSocket whose handshake step is running
         self.one = bytearray(1)
 
@@ -93,20 +93,19 @@ class TLS:
             raise NetError(errno.ECONNRESET, "the server closed the connection")
         if got:
             self.held[raw] = self.one[0]
-        return 0 if got or raw in self.digests else _READ
+        return 0 if got or raw in self.certs else _READ
 
-    def peer_digest(self, raw):
-        return self.digests.pop(raw, None)
+    def peer_cert(self, raw):
+        return self.certs.pop(raw, None)
 
     def tls_session(self, raw):
         return None
 
     def verified(self, cert, depth):
-        """mbedtls' verify callback: note the server's certificate (depth 0); 0 = no veto."""
+        """mbedtls' verify callback: keep a copy of the server's certificate (depth 0: `cert`
+        is a view of mbedtls' memory, valid only now); 0 = no veto."""
         if depth == 0 and self.shaking is not None:
-            import hashlib
-
-            self.digests[self.shaking] = hashlib.sha256(cert).digest()
+            self.certs[self.shaking] = bytes(cert)
         return 0
 
     # -- the I/O of TLS sockets (Socket._port) ----------------------------------------------
@@ -130,7 +129,7 @@ class TLS:
         if plain is not None:
             plain.close()  # a failed handshake leaves it open under the SSLSocket
         self.held.pop(raw, None)
-        self.digests.pop(raw, None)
+        self.certs.pop(raw, None)
 
 
 def _verify_reason(exc):

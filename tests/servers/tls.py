@@ -1,5 +1,6 @@
-"""TLS peers on loopback for the tests: a Python ssl server in a thread, and socat as a TLS
-terminator in front of a plain server (Telnet over TLS).
+"""TLS peers on loopback for the tests: a Python ssl server in a thread, socat as a TLS
+terminator in front of a plain server (Telnet over TLS), and a relay that holds back the end of
+a server's handshake (RecordRelay).
 
 TLSServer plays one of these per connection (`mode`):
 - "echo": handshake, then echo every application byte until the client ends (close_notify back);
@@ -23,6 +24,7 @@ so a test never leaves a thread or a port behind.
 """
 
 import os
+import select
 import shutil
 import socket
 import threading
@@ -181,3 +183,86 @@ class SocatTLS(ServerProcess):
     def command(self, port):
         return [SOCAT, "OPENSSL-LISTEN:%d,bind=%s,reuseaddr,fork,cert=%s,key=%s,verify=0"
                 % (port, HOST, self.cert, self.key), "TCP:%s:%d" % (HOST, self.target_port)]
+
+
+class RecordRelay:
+    """A relay in front of a TLS server on `target_port` that reads TLS records (TLS 1.2: their
+    types are in clear) and holds back the server's from its first ChangeCipherSpec on, that is
+    the end of its handshake (ChangeCipherSpec, Finished), until release(). `from_client` lists
+    the type of every record the client sent (23: application data); `holding` is set once the
+    relay holds records back. One connection."""
+
+    CHANGE_CIPHER_SPEC = 20
+    APPLICATION_DATA = 23
+
+    def __init__(self, target_port, timeout_s=10):
+        self.target_port = target_port
+        self.timeout_s = timeout_s
+        self.from_client = []
+        self._held = None  # the server's records from its ChangeCipherSpec on
+        self.holding = threading.Event()
+        self._release = threading.Event()
+        self._stop = threading.Event()
+        self._listener = socket.create_server((HOST, 0))
+        self._listener.settimeout(timeout_s)
+        self.port = self._listener.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(self.timeout_s)
+        self._listener.close()
+        assert not self._thread.is_alive(), "relay thread still running"
+
+    def release(self):
+        self._release.set()
+
+    def _run(self):
+        try:
+            client = self._listener.accept()[0]
+        except OSError:
+            return
+        server = socket.create_connection((HOST, self.target_port), self.timeout_s)
+        bufs = {client: bytearray(), server: bytearray()}
+        try:
+            while not self._stop.is_set():
+                if self._held is not None and self._release.is_set():
+                    client.sendall(self._held)
+                    self._held = bytearray()
+                ready = select.select([client, server], [], [], 0.05)[0]
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    bufs[sock].extend(data)
+                    for record in _records(bufs[sock]):
+                        self._forward(sock is client, record, client, server)
+        except OSError:
+            pass
+        finally:
+            client.close()
+            server.close()
+
+    def _forward(self, from_client, record, client, server):
+        if from_client:
+            self.from_client.append(record[0])
+            server.sendall(record)
+        elif self._held is not None or record[0] == self.CHANGE_CIPHER_SPEC:
+            if self._held is None:
+                self._held = bytearray()
+                self.holding.set()
+            self._held.extend(record)
+        else:
+            client.sendall(record)
+
+
+def _records(buf):
+    """Take the whole TLS records (5-byte header: type, version, length) off the front of buf."""
+    while len(buf) >= 5 and len(buf) >= 5 + int.from_bytes(buf[3:5], "big"):
+        end = 5 + int.from_bytes(buf[3:5], "big")
+        yield bytes(buf[:end])
+        del buf[:end]
