@@ -36,6 +36,8 @@ def pytest_collection_modifyitems(config, items):
         if other:
             config.hook.pytest_deselected(items=other)
             items[:] = [item for item in items if str(item.path).startswith(fuzz)]
+        for item in items:
+            item.add_marker(pytest.mark.timeout(0))  # a long run takes what it takes
 
 
 @pytest.hookimpl(hookwrapper=True)
