@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -115,6 +116,19 @@ def test_each_checkout_gets_a_firmware_of_its_own_ulnet(firmware32, tmp_path):
     for name, fw in built.items():
         ran = subprocess.run([fw.path, "-c", probe], capture_output=True, text=True, timeout=30)
         assert ran.stdout.strip() == "%s %s" % (name, token), ran.stderr
+
+
+def test_the_layout_is_newer_than_any_earlier_build_of_it(tmp_path):
+    # build folders are shared by checkouts, and a build compiles a file only when it is newer
+    # than its .mpy there: a checkout's file laid out with its own (older) time was taken for
+    # compiled, and the firmware froze another checkout's version of it
+    other = tmp_path / "checkout"
+    shutil.copytree(os.path.join(ROOT, "core"), other / "core")
+    shutil.copytree(os.path.join(ROOT, "ports"), other / "ports")
+    os.utime(other / "core" / "errors.py", (1e9, 1e9))  # older than anything compiled
+    folder = str(tmp_path / "build")
+    firmware.write_manifest(folder, str(other))
+    assert abs(os.stat(os.path.join(folder, "ulnet", "errors.py")).st_mtime - time.time()) < 60
 
 
 def test_a_folder_without_source_is_one_clear_error(tmp_path):

@@ -147,12 +147,16 @@ def source_tree(source):
 
 def write_manifest(folder, root=ROOT):
     """Lay ulnet out in folder (as package.json does) beside manifest.py; returns its path.
-    The folder holds exactly that afterwards (a removed module does not linger)."""
+    The folder holds exactly that afterwards (a removed module does not linger). Every file is
+    written now, so it is newer than any .mpy the build keeps in its folder: a build folder is
+    shared by checkouts, and a build compiles a file only when it is newer than its .mpy (with
+    the checkout's own times kept, a file older than the last one compiled there was taken for
+    compiled, and the firmware froze that other checkout's version)."""
     layout = os.path.join(folder, "ulnet")
     shutil.rmtree(layout, ignore_errors=True)
     for local, rel in deploy.sources(root):
         os.makedirs(os.path.dirname(os.path.join(layout, rel)), exist_ok=True)
-        shutil.copy2(local, os.path.join(layout, rel))
+        shutil.copyfile(local, os.path.join(layout, rel))
     path = os.path.join(folder, "manifest.py")
     with open(path, "w") as f:
         f.write(MANIFEST % path)
