@@ -165,10 +165,15 @@ def upload_block(k):
 def ftp_upload(pyftpd):
     """(remote name, size) of a 1 MB upload to ftp_server; after the board test the host checks
     that the server holds exactly the bytes the board wrote."""
+    return checked_upload(pyftpd)
+
+
+def checked_upload(server):
+    """The HostCheck of ftp_upload and ftps_upload: (remote name, size) for the board."""
     name, size = "board-upload.bin", 1 << 20
 
     def check():
-        path = os.path.join(pyftpd.home, name)
+        path = os.path.join(server.home, name)
         assert os.path.exists(path), "%s is not on the server" % name
         with open(path, "rb") as f:
             got = f.read()
@@ -194,20 +199,71 @@ def spool_upload(pyftpd):
     """(url, device id, scans, big file KB) for the spool job on the board; after the board test
     the host checks that the server holds every scan exactly once, byte-identical, under its
     final name, and nothing else (no partial .part file, no duplicate)."""
-    url = pyftpd.url + "in"
-    os.mkdir(os.path.join(pyftpd.home, "in"))
+    return checked_spool(pyftpd, SPOOL_SCANS, SPOOL_BIG_KB)
+
+
+def checked_spool(server, scans, big_kb, *more):
+    """The HostCheck of spool_upload and ftps_spool_upload: (url, device id, scans, big file
+    KB) + more for the board."""
+    url = server.url + "in"
+    os.mkdir(os.path.join(server.home, "in"))
 
     def check():
-        folder = os.path.join(pyftpd.home, "in")
+        folder = os.path.join(server.home, "in")
         expected = {"%s-scan%04d.csv" % (SPOOL_DEVICE, i): "".join(scan_lines(i)).encode()
-                    for i in range(SPOOL_SCANS)}
-        expected["%s-big.bin" % SPOOL_DEVICE] = b"".join(upload_block(k) for k in range(SPOOL_BIG_KB))
+                    for i in range(scans)}
+        expected["%s-big.bin" % SPOOL_DEVICE] = b"".join(upload_block(k) for k in range(big_kb))
         assert sorted(os.listdir(folder)) == sorted(expected)
         for name, data in expected.items():
             with open(os.path.join(folder, name), "rb") as f:
                 assert f.read() == data, "%s differs on the server" % name
 
-    return HostCheck((url, SPOOL_DEVICE, SPOOL_SCANS, SPOOL_BIG_KB), check)
+    return HostCheck((url, SPOOL_DEVICE, scans, big_kb) + more, check)
+
+
+# -- FTPS: pyftpdlib's TLS handler, explicit (ftpes://), the tests' own CA ----------------------------
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """The test CA and server certificates (tests/servers/certs.py), made once per worker."""
+    from servers.certs import Certs
+
+    return Certs(str(tmp_path_factory.mktemp("certs")))
+
+
+@pytest.fixture
+def ftps_pyftpd(certs):
+    """An explicit FTPS pyftpdlib server for one test (board tests take ftps_server)."""
+    with PyFTPD(tls="explicit", cert=certs["good"]) as server:
+        yield server
+
+
+def ca_der(certs):
+    with open(certs.ca_der, "rb") as f:
+        return f.read()
+
+
+@pytest.fixture
+def ftps_server(ftps_pyftpd, certs):
+    """(host, port, user, password, the CA certificate in DER) of ftps_pyftpd: the board
+    writes the certificate into its own folder and verifies the server against it."""
+    return ("127.0.0.1", ftps_pyftpd.port, ftps_pyftpd.user, ftps_pyftpd.password, ca_der(certs))
+
+
+@pytest.fixture
+def ftps_upload(ftps_pyftpd):
+    """As ftp_upload, for ftps_server."""
+    return checked_upload(ftps_pyftpd)
+
+
+FTPS_SPOOL_SCANS, FTPS_SPOOL_BIG_KB = 20, 256
+
+
+@pytest.fixture
+def ftps_spool_upload(ftps_pyftpd, certs):
+    """As spool_upload (an ftpes:// URL) with fewer scans (a TLS handshake each) and the CA
+    certificate in DER last."""
+    return checked_spool(ftps_pyftpd, FTPS_SPOOL_SCANS, FTPS_SPOOL_BIG_KB, ca_der(certs))
 
 
 @pytest.fixture

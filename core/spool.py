@@ -44,6 +44,8 @@ Rules:
   reason names the remote path) waits the longest backoff at once, with the cause in the status.
 - The password is only in the URL given to the job and is used only to log in: the status and
   reasons show `redact(url)`, the repr nothing of it.
+- FTPS as the URL says (ftpes://, ftps://), verified against `cafile` or pinned by
+  `fingerprint` (FTPSession.connect's); with verify=False the status says "TLS unverified".
 - Runs unchanged on MicroPython: os.ilistdir, no os.path, numbers compared to errno by name.
 """
 
@@ -120,21 +122,25 @@ def pending(folder):
     return files, total
 
 
-def _check(url, folder, device_id):
+def _check(url, folder, device_id, cafile=None, fingerprint=None, verify=True):
     """The URL's path; ValueError naming the (config key of the) first bad value, never quoting
-    the password."""
+    the password. FTPS settings are checked here too, not at the job's first login."""
     for key, value in (("url", url), ("spool", folder), ("device_id", device_id)):
         if type(value) is not str:
             raise ValueError(key + " must be a string")
     try:
-        path = parse_url(url)[4]
+        parts = parse_url(url)
     except ValueError as exc:  # its text quotes the URL redacted
         raise ValueError("url: %s" % exc) from None
     if not _is_scan(device_id):  # the rules of a scan name: it starts every remote name
         raise ValueError("device_id must be a name without '/', CR, LF or NUL")
     if not folder.strip("/") or "\0" in folder:
         raise ValueError("spool must be a folder other than /, without NUL")
-    return path
+    if parts[5] or cafile is not None or fingerprint is not None or not verify:
+        from ulnet.ftp.ftps import tls_session
+
+        tls_session("", parts[5], cafile, fingerprint, verify)  # its texts name the setting
+    return parts[4]
 
 
 class Spool:
@@ -150,8 +156,10 @@ class Spool:
     backoff_ms = 1000  # the first wait after a failed pass; doubles after each failed pass
     backoff_max_ms = 60000  # up to this: a scanner on flaky Wi-Fi still tries every minute
 
-    def __init__(self, eventer, url, folder, device_id, keep=False, deadline_ms=600000):
-        path = _check(url, folder, device_id)
+    def __init__(self, eventer, url, folder, device_id, keep=False, deadline_ms=600000, cafile=None,
+                 fingerprint=None, verify=True):
+        path = _check(url, folder, device_id, cafile, fingerprint, verify)
+        self._tls = (cafile, fingerprint, verify)
         self.eventer, self.folder, self.keep, self.deadline_ms = eventer, folder, keep, deadline_ms
         self._url = url
         self._dir = folder.rstrip("/") + "/"  # paths are self._dir + name
@@ -215,9 +223,9 @@ class Spool:
         have left in flight (the journal names it)."""
         c = self.client
         if not c.connected:
-            host, port, user, password, _ = parse_url(self._url)
-            self._say("connecting to " + redact(self._url))
-            c.connect(host, port, user, password)
+            host, port, user, password, _, tls = parse_url(self._url)
+            self._say("connecting to " + redact(self._url) + ("" if self._tls[2] else " (TLS unverified)"))
+            c.connect(host, port, user, password, tls, *self._tls)
             return  # its report comes back here
         self._moved = self._failed = False
         self._refused = True  # every failure of this pass was a refused remote path so far
@@ -439,14 +447,16 @@ class Spool:
 
 def check_config(cfg):
     """The values of a device config (the JSON object of /ulnet.json), checked, in Spool's
-    argument order: (url, folder, device_id, keep, deadline_ms). Keys: "url"
-    (ftp://user:password@host/dir) and "device_id", optional "spool" (default "/spool"), "keep"
-    (false), "deadline_s" (600). Raises ValueError naming the first bad, missing or unknown key
-    (a typo'd "keep" must not delete the scans); its text never quotes the password."""
+    argument order: (url, folder, device_id, keep, deadline_ms, cafile, fingerprint). Keys:
+    "url" (ftp://user:password@host/dir, or ftpes://, ftps://) and "device_id", optional "spool"
+    (default "/spool"), "keep" (false), "deadline_s" (600), "cafile" (a CA file on flash, PEM or
+    DER) and "fingerprint" (the server certificate's SHA-256, hex), for FTPS. Raises ValueError
+    naming the first bad, missing or unknown key (a typo'd "keep" must not delete the scans);
+    its text never quotes the password."""
     if not isinstance(cfg, dict):
         raise ValueError("not a JSON object")
     for key in sorted(cfg):  # sorted: the same first bad key on both runtimes (dict order differs)
-        if key not in ("url", "spool", "device_id", "keep", "deadline_s"):
+        if key not in ("url", "spool", "device_id", "keep", "deadline_s", "cafile", "fingerprint"):
             # named when it is a plain name (letters, digits, _); anything else may hold a
             # password, a control character, or text whose repr differs between runtimes
             name = key or "''"
@@ -458,14 +468,15 @@ def check_config(cfg):
         if key not in cfg:
             raise ValueError("missing " + key)
     url, folder, device_id = cfg["url"], cfg.get("spool", "/spool"), cfg["device_id"]
-    _check(url, folder, device_id)
+    cafile, fingerprint = cfg.get("cafile"), cfg.get("fingerprint")
+    _check(url, folder, device_id, cafile, fingerprint)
     keep, s = cfg.get("keep", False), cfg.get("deadline_s", 600)
     if keep is not True and keep is not False:  # "no" would count as true
         raise ValueError("keep must be true or false")
     # at most 5 days: a board's millisecond ticks wrap at 2**30 and take deltas up to half that
     if type(s) not in (int, float) or not 0.001 <= s <= 432000:  # NaN fails too
         raise ValueError("deadline_s must be 0.001 to 432000 (seconds)")
-    return url, folder, device_id, keep, int(s * 1000)
+    return url, folder, device_id, keep, int(s * 1000), cafile, fingerprint
 
 
 def run_from_config(path="/ulnet.json", on_status=print):

@@ -15,6 +15,8 @@ a handshake counts as done only once its last flight is out. A send that fails t
 and counts as something to read: the socket's next call raises it (one on_error).
 """
 
+import socket
+
 from ulnet.ports import desktop
 from ulnet.ports.desktop import DesktopTLS
 
@@ -27,6 +29,17 @@ class CETLS(DesktopTLS):
         tls = BIOSocket(raw, context, hostname, session)
         self.port._ssl[raw.fileno()] = tls
         return tls
+
+    def end(self, raw):
+        """TLSSession.end: close_notify, then the TCP end (Winsock's shutdown(SD_SEND)), once the
+        socket took the whole record; else False (the caller closes it)."""
+        if not raw.unwrap():
+            return False
+        try:
+            raw.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return False
+        return True
 
 
 class BIOSocket:
@@ -103,12 +116,13 @@ class BIOSocket:
         return not data
 
     def unwrap(self):
-        """Say close_notify (best effort: the peer's answer is not awaited)."""
+        """Say close_notify (best effort: the peer's answer is not awaited); True when the
+        socket took all of it."""
         try:
             self._obj.unwrap()
         except desktop._ssl.SSLError:
             pass
-        self.flush()
+        return self.flush()
 
     def close(self):
         self.sock.close()

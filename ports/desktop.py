@@ -136,6 +136,20 @@ class DesktopTLS:
         """What a later connection can resume (ssl.SSLSession), or None."""
         return raw.session
 
+    def end(self, raw):
+        """End the sending side and keep reading (TLSSession.end): close_notify, when the
+        socket takes it now, then the TCP end (the FIN). True: the caller closes it later."""
+        try:
+            raw.unwrap()
+        except (OSError, ValueError):
+            pass  # the usual case, SSLWantReadError: close_notify went, the peer's is not in
+        try:
+            # the plain socket's shutdown: SSLSocket's own would stop its TLS for the reads
+            socket.socket.shutdown(raw, socket.SHUT_WR)
+        except OSError:
+            return False
+        return True
+
 
 class DesktopPort:
     """CPython socket I/O plus the handle map; backends add the OS readiness call."""

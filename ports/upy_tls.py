@@ -123,6 +123,12 @@ class TLS:
         got = self.recv_into(raw, scratch, min(n, len(scratch)))
         return None if got is None else bytes(scratch[:got])
 
+    def end(self, raw):
+        """TLSSession.end: no half-close here (no shutdown, no close_notify but by closing), and
+        none needed: this mbedtls speaks TLS 1.2 only, whose server sends nothing unasked after
+        the handshake. The caller closes the socket now."""
+        return False
+
     def close_socket(self, raw):
         raw.close()
         plain = self.plain.pop(raw, None)

@@ -145,3 +145,25 @@ def test_control_on_the_desktop_port(server, local_file):
         with open(os.path.join(server.home, remote), "rb") as f:
             assert f.read() == PAYLOAD
         assert watch.connects == 1 and watch.ends <= 1 and watch.after_close == 0
+
+
+@pytest.mark.parametrize("fault", [None] + [f for f in FAULTS if f not in LOSSY and f not in FAILING])
+def test_ftps_uploads_in_a_row_arrive_whole(fault, certs, tmp_path):
+    """Explicit FTPS over the CE port (its TLS works on memory and moves every byte through the
+    emulated Winsock sockets): each upload's data connection says close_notify and ends its
+    TCP stream before it is closed (see test_ftps.py), under every fault that loses nothing."""
+    big, small = os.urandom(256 * 1024), b"scan;1\n" * 40
+    (tmp_path / "big").write_bytes(big)
+    (tmp_path / "small").write_bytes(small)
+    with PyFTPD(tls="explicit", cert=certs["good"]) as srv, \
+            (ce(fault, 1) if fault else ulnet.Eventer(port="ce")) as ev:
+        s = FTPSession(ev)
+        brief(s)
+        login = s.connect("127.0.0.1", srv.port, srv.user, srv.password, "explicit", certs.ca)
+        ops = [s.put(str(tmp_path / ("big" if i % 4 == 0 else "small")), "f%d" % i) for i in range(12)]
+        ev.run_until(lambda: all(op.done for op in ops), 60000)
+        assert login.error is None and "tls verified" in repr(s), (login.error, repr(s))
+        for i, op in enumerate(ops):
+            assert op.error is None, (fault, i, op.error)
+            with open(os.path.join(srv.home, "f%d" % i), "rb") as f:
+                assert f.read() == (big if i % 4 == 0 else small), (fault, i)

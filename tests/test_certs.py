@@ -11,7 +11,7 @@ import ssl
 
 import pytest
 
-from servers.ftp import VSFTPD, PureFTPD, PyFTPD
+from servers.ftp import VSFTPD, PureFTPD, PyFTPD, ReusingFTP_TLS
 
 
 def handshake(certs, kind, cafile=None, name="127.0.0.1"):
@@ -58,17 +58,6 @@ def test_each_bad_kind_fails_for_its_own_reason(certs, kind, why):
     handshake(certs, "other", name="other.example")  # the name it is for is fine
 
 
-class ReusingFTP_TLS(ftplib.FTP_TLS):
-    """ftplib's FTP_TLS resuming the control connection's TLS session on data connections
-    (what vsftpd demands; ftplib itself does not)."""
-
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, size
-
-
 def servers(certs):
     yield PyFTPD(tls="explicit", cert=certs["good"]), "scanner", "s3cret", ""
     yield VSFTPD(tls="explicit", cert=certs["good"]), "anonymous", "x", "upload"
@@ -83,9 +72,7 @@ def test_explicit_servers_take_an_upload_over_tls_only(certs):
             assert srv.url.startswith("ftpes://")
             ftp = ReusingFTP_TLS(context=ssl.create_default_context(cafile=certs.ca))
             ftp.connect("127.0.0.1", srv.port, timeout=10)
-            ftp.auth()
-            ftp.login(user, password)
-            ftp.prot_p()
+            ftp.login(user, password)  # AUTH TLS, then PBSZ and PROT P
             if folder:
                 ftp.cwd(folder)
             ftp.storbinary("STOR scan.bin", io.BytesIO(b"\x00scan" * 20000))

@@ -34,7 +34,7 @@ class Session:
         self.client.on_failure = lambda op, code, text: self.reports.append((op, "fail", code, text))
         self.client.on_progress = lambda op, done, total: self.progress.append((op, done, total))
         self.server = server
-        host, port, user, password, path = parse_url(server.url)
+        host, port, user, password, path, _ = parse_url(server.url)
         self.login = self.client.connect(host, port, user, password)
         if path:
             self.client.cwd(path)

@@ -16,6 +16,7 @@ import pytest
 import ulnet
 import upy
 from servers.ftp import PyFTPD, VSFTPD, free_port
+from ulnet.ftp.url import redact
 from ulnet.spool import JOURNAL, Spool, check_config, pending, run_from_config
 
 DEVICE = "SCN042"
@@ -58,11 +59,12 @@ def assert_delivered(home, scans, device=DEVICE):
         assert on_server[device + "-" + name] == data, name
 
 
-def run_job(url, folder, deadline_ms=30000, keep=False, device=DEVICE, hook=None, **knobs):
-    """Run a job to its end on a fresh eventer; returns it with `lines` (every status line)."""
+def run_job(url, folder, deadline_ms=30000, keep=False, device=DEVICE, hook=None, tls=(), **knobs):
+    """Run a job to its end on a fresh eventer; returns it with `lines` (every status line).
+    tls: Spool's (cafile, fingerprint, verify)."""
     ev = ulnet.Eventer()
     try:
-        job = Spool(ev, url, folder, device, keep, deadline_ms)
+        job = Spool(ev, url, folder, device, keep, deadline_ms, *tls)
         job.backoff_ms = 100
         for name, value in knobs.items():
             setattr(job, name, value)
@@ -100,6 +102,38 @@ def test_100_scans_arrive_once_byte_identical(server_class, keep, tmp_path):
             assert (tmp_path / "spool" / "sent" / name).read_bytes() == data
     else:
         assert left == []
+
+
+@pytest.mark.parametrize("server_class", [PyFTPD, VSFTPD], ids=["pyftpdlib", "vsftpd"])
+def test_the_job_over_ftpes_delivers_each_scan_once(server_class, certs, tmp_path):
+    spool = str(tmp_path / "spool")
+    scans = make_scans(spool, small_sizes(30) + [1 << 20])
+    with server_class(tls="explicit", cert=certs["good"]) as srv:
+        job = run_job(srv.url, spool, tls=(certs.ca,))
+        assert (job.sent, job.left, job.failures) == (31, 0, 0), job.lines
+        assert_delivered(srv.home, scans)
+        if server_class is PyFTPD:  # it records what it saw: one STOR per scan, no resend
+            assert srv.verbs().count("STOR") == 31 and srv.verbs()[0] == "AUTH"
+    assert job.lines[0] == "connecting to " + redact(srv.url)
+
+
+def test_the_job_over_implicit_ftps_from_a_config_and_unverified_says_so(certs, tmp_path):
+    spool = str(tmp_path / "spool")
+    scans = make_scans(spool, small_sizes(10))
+    config = str(tmp_path / "ulnet.json")
+    with PyFTPD(tls="implicit", cert=certs["good"]) as srv:
+        write_config(config, url=srv.url, spool=spool, device_id=DEVICE, cafile=certs.ca_der, keep=True)
+        job = run_from_config(config, on_status=None)
+        assert (job.sent, job.left, job.failures) == (10, 0, 0), job.summary()
+        assert_delivered(srv.home, scans)
+    spool2 = str(tmp_path / "spool2")
+    make_scans(spool2, small_sizes(3), prefix="more")
+    with PyFTPD(tls="explicit", cert=certs["unknown"]) as srv:  # a CA nobody trusts: only verify=False
+        job = run_job(srv.url, spool2, tls=(None, None, False))
+        assert job.sent == 3 and job.lines[0].endswith(" (TLS unverified)"), job.lines
+        assert "s3cret" not in "\n".join(job.lines)
+        job = run_job(srv.url, str(tmp_path / "spool"), tls=(certs.ca,), deadline_ms=1500)
+        assert job.sent == 0 and "certificate verify failed" in job.reason and srv.verbs().count("USER") == 1
 
 
 def test_server_restarted_twice_mid_batch_everything_arrives_once(pyftpd, tmp_path):
@@ -206,6 +240,8 @@ BAD_CONFIG = [
     ("keep", "no", '"no"'), ("keep", 0, "0"), ("url", 21, "21"), ("url", None, '"ftp://u:TOPSECRET@h:2x/"'),
     ("device_id", ["D"], '["D"]'), ("device_id", ".D", '".D"'), ("spool", {}, "{}"), ("spool", "/", '"/"'),
     ("spool", None, '"sp\\u0000ool"'), ("deadline", None, "600"),
+    ("cafile", 5, "5"), ("cafile", False, "false"), ("fingerprint", ["ab"], '["ab"]'),
+    ("cafile", "ca.pem", '"ca.pem"'),  # TLS settings with a plain ftp:// URL: refused, not ignored
 ]
 
 
@@ -254,7 +290,17 @@ def test_the_config_check_says_the_same_under_micropython(tmp_path):
         except ValueError as exc:
             here.append(str(exc))
     assert done.stdout.splitlines() == here
-    assert here[-1] == repr(("ftp://u:TOPSECRET@127.0.0.1:9/in", "spool", "D", False, 4500))
+    assert here[-1] == repr(("ftp://u:TOPSECRET@127.0.0.1:9/in", "spool", "D", False, 4500, None, None))
+
+
+def test_ftps_settings_are_checked_with_the_config(tmp_path):
+    config = tmp_path / "ulnet.json"
+    cfg = dict(GOOD_CONFIG, url="ftpes://u:TOPSECRET@127.0.0.1:9/in", fingerprint="ab" * 31)
+    config.write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="fingerprint: 64 hex digits of a SHA-256 expected$"):
+        run_from_config(str(config))
+    good = check_config(dict(cfg, fingerprint="AB:" * 31 + "AB", cafile="ca.der"))
+    assert good[5:] == ("ca.der", "AB:" * 31 + "AB") and good[0].startswith("ftpes://")
 
 
 def test_missing_spool_folder_is_an_error_before_anything_is_sent(pyftpd, tmp_path):

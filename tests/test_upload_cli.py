@@ -238,4 +238,60 @@ def test_bad_arguments_exit_2_with_one_line_and_no_password(tmp_path):
     code, out = upload(tmp_path / "nope", "ftp://scanner:TOPSECRET@127.0.0.1/")
     assert code == 2 and out == "ulnet upload: %s: no such file or directory\n" % (tmp_path / "nope")
     code, out = upload(tmp_path / "spool", "http://scanner:TOPSECRET@127.0.0.1/")
-    assert code == 2 and "not an ftp:// URL" in out and "TOPSECRET" not in out
+    assert code == 2 and "not an ftp://, ftpes:// or ftps:// URL" in out and "TOPSECRET" not in out
+
+
+# -- FTPS: --cafile, --fingerprint, --insecure ----------------------------------------------------
+
+def test_ftpes_with_a_cafile_and_unverified_said_so(certs, tmp_path):
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), small_sizes(8))
+    with PyFTPD(tls="explicit", cert=certs["good"]) as srv:
+        code, out = upload(spool, srv.url, "--cafile", certs.ca)
+        assert code == 0 and row(out, "uploaded")[0] == "8", out
+        assert_delivered(srv.home, scans)
+        assert "TLS unverified" not in out and PASSWORD not in out
+    more = make_scans(str(spool), small_sizes(2), prefix="more")
+    with PyFTPD(tls="explicit", cert=certs["unknown"]) as srv:
+        code, out = upload(spool, srv.url, "--insecure")
+        assert code == 0 and "connecting to ftpes://scanner:***@127.0.0.1:%d/ (TLS unverified)" % srv.port in out
+        assert_delivered(srv.home, more)
+
+
+def test_ftps_refusals_exit_with_the_reason_and_send_no_login(certs, tmp_path):
+    spool = tmp_path / "spool"
+    make_scans(str(spool), small_sizes(2))
+    with PyFTPD(tls="explicit", cert=certs["good"]) as srv:
+        code, out = upload(spool, srv.url, "--fingerprint", "ab" * 32, "--deadline", "2")
+        assert code == 1 and "fingerprint mismatch: server certificate sha256 is" in out.splitlines()[-1], out
+        assert "USER" not in srv.verbs() and sorted(os.listdir(spool)) == ["scan000.csv", "scan001.csv"]
+    code, out = upload(spool, "ftp://scanner:%s@127.0.0.1:21/" % PASSWORD, "--cafile", certs.ca)
+    assert code == 2 and "TLS settings, not for plain FTP" in out and PASSWORD not in out
+    code, out = upload(spool, "ftpes://scanner:%s@127.0.0.1:21/" % PASSWORD, "--insecure", "--cafile", certs.ca)
+    assert code == 2 and "verify=False checks nothing" in out and PASSWORD not in out
+
+
+@pytest.mark.parametrize("source", ["netrc", "environment"])
+def test_a_password_from_elsewhere_keeps_an_ftpes_url_ftpes(certs, tmp_path, source):
+    """The URL the password is filled into keeps its scheme: built as ftp://, it went to a
+    TLS-only server in clear (which refused the login, and a plain server would have taken it)."""
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), [10, 20])
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, HOME=str(home))
+    env.pop("ULNET_PASSWORD", None)
+    with PyFTPD(tls="explicit", cert=certs["good"]) as srv:
+        url = "ftpes://127.0.0.1:%d/" % srv.port
+        if source == "netrc":
+            (home / ".netrc").write_text("machine 127.0.0.1 login %s password %s\n" % (srv.user, PASSWORD))
+            (home / ".netrc").chmod(0o600)
+        else:
+            url = "ftpes://%s@127.0.0.1:%d/" % (srv.user, srv.port)
+            env["ULNET_PASSWORD"] = PASSWORD
+        done = subprocess.run([sys.executable, "-m", "ulnet.tools", "upload", str(spool), url, "--device-id", DEVICE,
+                               "--cafile", certs.ca], capture_output=True, text=True, timeout=60, env=env)
+        out = done.stdout + done.stderr
+        assert done.returncode == 0 and "to ftpes://scanner:***@127.0.0.1" in out, out
+        assert PASSWORD not in out and srv.verbs()[0] == "AUTH"
+        assert_delivered(srv.home, scans)

@@ -1,4 +1,4 @@
-"""The password of an ftp:// URL given on a host command line, from where curl and lftp users
+"""The password of an ftp:// (ftpes://, ftps://) URL given on a host command line, from where curl and lftp users
 keep it, so it need not be in the URL (where `ps` shows it to every user of the machine).
 
 Looked up in this order, the first that has one wins:
@@ -29,10 +29,10 @@ def complete_url(url, netrc_file=None, prompt=None):
     raises ValueError when none can be found. prompt(text) asks on a terminal (default
     getpass when standard input is one)."""
     try:
-        host, _, user, password, _ = parse_url(url)
+        host, _, user, password, _, _ = parse_url(url)
     except ValueError as exc:  # names what is wrong, never quoting the password
         raise ValueError("url: %s" % exc) from None
-    explicit_user = "@" in url[6:].split("/", 1)[0]
+    explicit_user = "@" in url.split("://", 1)[1].split("/", 1)[0]
     if password:
         return url
     password = os.environ.get(ENV)
@@ -69,7 +69,7 @@ def _netrc_entry(path, host):
 
 
 def _with_credentials(url, user, password):
-    rest = url[6:]
+    scheme, rest = url.split("://", 1)  # kept: an ftpes:// URL must not become ftp://
     netloc, slash, path = rest.partition("/")
     host = netloc[netloc.rfind("@") + 1:]
-    return "ftp://%s:%s@%s%s%s" % (quote(user, safe=""), quote(password, safe=""), host, slash, path)
+    return "%s://%s:%s@%s%s%s" % (scheme, quote(user, safe=""), quote(password, safe=""), host, slash, path)

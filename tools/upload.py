@@ -37,7 +37,8 @@ def add_parser(sub):
     p = sub.add_parser("upload", help="upload every scan in SPOOL_DIR to an FTP server, store-and-forward",
                        description="\n\n".join(__doc__.split("\n\n")[1:3]))
     p.add_argument("spool", metavar="SPOOL_DIR", help="folder of scan files (bad/ and sent/ inside)")
-    p.add_argument("url", metavar="URL", help="ftp://user[:password]@host[:port]/dir")
+    p.add_argument("url", metavar="URL", help="ftp://user[:password]@host[:port]/dir; ftpes:// for explicit FTPS "
+                   "(AUTH TLS, required), ftps:// for implicit FTPS (port 990)")
     p.add_argument("--device-id", help="prefix of the remote names, DEVICEID-NAME (default: this host's name)")
     p.add_argument("--keep", action="store_true",
                    help="move uploaded scans to SPOOL_DIR/sent/ (default: delete them once the server has them)")
@@ -45,6 +46,11 @@ def add_parser(sub):
                    help="stop retrying after this many seconds (default 600)")
     p.add_argument("--netrc-file", metavar="FILE", help="password from this netrc file (default ~/.netrc; "
                    "also %s, or a prompt on a terminal)" % ENV)
+    p.add_argument("--cafile", metavar="FILE", help="FTPS: verify the server against these CA certificates "
+                   "(PEM or DER; default: the system's CA store)")
+    p.add_argument("--fingerprint", metavar="SHA256", help="FTPS: accept only the server certificate with this "
+                   "SHA-256 (hex)")
+    p.add_argument("--insecure", action="store_true", help="FTPS: do not verify the server certificate at all")
     p.set_defaults(run=run)
 
 
@@ -125,8 +131,8 @@ def run(args):
     try:
         url = complete_url(args.url, args.netrc_file)
         device_id = args.device_id or socket.gethostname()
-        job = Spool(ev, url, args.spool, device_id, args.keep,
-                    int(args.deadline * 1000))
+        job = Spool(ev, url, args.spool, device_id, args.keep, int(args.deadline * 1000),
+                    args.cafile, args.fingerprint, not args.insecure)
         files, total = pending(args.spool)
     except (ValueError, OSError) as exc:  # ValueError texts never quote the password
         ev.close()

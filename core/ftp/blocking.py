@@ -4,6 +4,9 @@
         ftp.put("scan01.csv")                   # atomic and resumable, like FTPClient.put
         print(ftp.nlst())
 
+    with ulnet.FTP("ftpes://scanner:pw@ftp.example.com/scans", cafile="ca.pem") as ftp:
+        ...                                     # explicit FTPS; ftps:// is implicit (port 990)
+
 Rules:
 - Entering connects, logs in and changes to the URL's directory; leaving sends QUIT and closes
   every socket, also when the body raised. One session per object.
@@ -15,6 +18,9 @@ Rules:
   not run, so no keep-alive NOOP is sent while the caller is busy elsewhere.
 - The password lives only in the private URL kept for the login; `url`, the repr and every
   error text use the redacted URL.
+- FTPS as the URL says (ftpes://, ftps://; see ftp/url.py), verified as the keyword arguments
+  say (cafile, fingerprint, verify: FTPClient.connect's); the repr says "tls unverified" when
+  verify=False. TLS settings with an ftp:// URL are refused, never ignored.
 - MicroPython: one __getattr__ maps the operation names onto the client, instead of fourteen
   methods (each function costs about 100 bytes of heap on a board).
 """
@@ -43,10 +49,11 @@ class FTP:
     keeps the client's own for its deadline).
     """
 
-    def __init__(self, url, timeout_s=30):
+    def __init__(self, url, timeout_s=30, cafile=None, fingerprint=None, verify=True):
         parse_url(url)  # a bad URL fails here, with a redacted message
         self.url = redact(url)
         self._url = url
+        self._tls = (cafile, fingerprint, verify)
         self._timeout_ms = ms = int(timeout_s * 1000)
         self._ev = Eventer()
         self.client = client = FTPClient(self._ev)
@@ -57,12 +64,14 @@ class FTP:
 
     def __repr__(self):
         state = "connected" if self.client.connected else "not connected"
+        if self.url[3] != ":":  # ftpes://, ftps://
+            state += " tls " + ("unverified" if not self._tls[2] else "pinned" if self._tls[1] else "verified")
         return "<ulnet.FTP %s %s>" % (self.url, state)
 
     def __enter__(self):
-        host, port, user, password, path = parse_url(self._url)
+        host, port, user, password, path, tls = parse_url(self._url)
         try:
-            self._wait(self.client.connect(host, port, user, password))
+            self._wait(self.client.connect(host, port, user, password, tls, *self._tls))
             if path:
                 self._wait(self.client.cwd(path))
         except BaseException:

@@ -88,7 +88,9 @@ def accepted(session, sock):
     for listener in session._conn.listeners[:]:
         listener.disconnect()
     session._dsock = sock
-    if session._xfer is not None:
+    if session._tls is not None:  # FTPS: the client is the TLS client here too (RFC 4217 section 9)
+        session._conn.start_tls(session._tls, sock, session.connect_timeout_ms)
+    elif session._xfer is not None:
         session._xfer.pump(session, sock)  # an upload whose 150 came first starts sending
 
 

@@ -51,21 +51,33 @@ def check(op, reply, kind=2):
         raise FTPError(reply.code, reply.text, op.name)
 
 
-def login(session, op, host, port, user, password):
+def login(session, op, host, port, user, password, tls=None, implicit=False):
+    """tls: the TLSSession of an FTPS login (ftps.py), implicit or explicit; None: plain FTP."""
     session._close()
     session._error = None
     session._proto = FTPProtocol()
     session._epsv = True
+    session._tls = None  # data connections speak TLS once PROT P is accepted (ftps.protect)
+    conn = session._conn
+    conn.session = tls if implicit else None  # implicit: TLS from the first byte, greeting after
     try:
         # a port out of range raises ValueError here: this operation fails with it
-        session._ctl = session._conn.connect(host, port, session.connect_timeout_ms)
+        session._ctl = conn.connect(host, port, session.connect_timeout_ms)
         check(op, (yield ("", None)))  # the greeting: 220 (after any 120)
+        conn.session = None  # data connections start their TLS themselves (see transfer)
+        if tls is not None:
+            from ulnet.ftp import ftps
+
+            if not implicit:
+                yield from ftps.auth(session, op, tls)
         reply = yield ("USER", user)
         if reply.code == 331:
             reply = yield ("PASS", password)
         if reply.code == 332:
             raise FTPError(332, "the server wants an account (ACCT), which ulnet does not send", op.name)
         check(op, reply)
+        if tls is not None:
+            yield from ftps.protect(session, op, tls)
     except Exception:  # FTPError, or a bad argument (the port, an empty user)
         session._close()
         raise
@@ -180,6 +192,10 @@ def transfer(session, op, verb, arg, f, done, total, up):
                 host = named
         reply = None  # not held through the transfer
         yield (None, (host, port))
+        if session._tls is not None:
+            # FTPS (PROT P): the handshake starts now, and the transfer command goes out while
+            # it runs: vsftpd and pure-ftpd take the data connection's handshake only after it
+            session._conn.start_tls(session._tls, session._dsock, session.connect_timeout_ms)
     else:
         from ulnet.ftp.extra import active
 
@@ -188,6 +204,10 @@ def transfer(session, op, verb, arg, f, done, total, up):
     reply = yield (verb, arg)
     if xfer.error is not None and reply.code < 400:
         raise FTPError(None, xfer.error, op.name)
+    if reply.code == 522 and session._tls is not None:
+        from ulnet.ftp.ftps import refused
+
+        refused(session, op, reply)
     check(op, reply)
     return xfer
 
@@ -213,7 +233,8 @@ class Transfer:
         into the session's one buffer, nothing allocated per chunk; or, on a port with sendfile
         (the desktop), the kernel copies the file. The loop keeps its state in locals and
         re-arms the idle deadline once per call, not per chunk: it is the upload's hot path."""
-        if not self.up or sock is None or not self.active or self.finished:
+        # not before the 1yz, nor while a TLS handshake runs (its end fires on_can_send)
+        if not self.up or sock is None or not self.active or self.finished or sock.state != "connected":
             return
         port = sock._port  # the socket's: a TLS socket's I/O has no sendfile, it takes buf
         kernel = session.use_sendfile and hasattr(port, "sendfile")
@@ -292,13 +313,16 @@ class Transfer:
     def stop(self, session, error):
         """The data half is over (an error, or None when it ended as it should): resume the
         operation with the final reply if it is in, else wait for it."""
-        if self.error is None:
-            self.error = error
         if self.finished:
-            return
+            return  # e.g. the server's end of an FTPS upload's data connection (below)
+        self.error = error
         self.finished = True
-        if session._dsock is not None:
-            session._dsock.disconnect()
+        dsock = session._dsock
+        if dsock is not None:
+            if error is None and self.up and session._tls is not None:
+                session._tls.end(dsock)  # FTPS: closed after the final reply (TLSSession.end)
+            else:
+                dsock.disconnect()
         if self.reply is None:
             session._timer.restart(session.reply_timeout_ms)
         else:

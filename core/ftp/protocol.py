@@ -167,13 +167,13 @@ class FTPProtocol:
         server that is closing (the machine is in ERROR then).
         """
         self._check()
-        # The commands this machine sends (RFC 959, 2389, 2428, 3659, 2640 OPTS), 5 characters
+        # The commands this machine sends (RFC 959, 2389, 2428, 3659, 2640 OPTS, 4217), 5 characters
         # each: the verb padded to 4, then its argument rule: 0 none, 1 required, 2 optional,
         # 3 secret (a possibly empty argument that never appears in any text: PASS, ACCT). One
         # string, because on a board a 29-entry dict costs about 700 bytes of heap.
         commands = (
             "USER1PASS3ACCT3TYPE1PASV0EPSV2PORT1EPRT1STOR1RETR1APPE1REST1SIZE1MDTM1LIST2NLST2"
-            "MLSD2CWD 1PWD 0MKD 1RMD 1DELE1RNFR1RNTO1FEAT0SYST0NOOP0QUIT0OPTS1"
+            "MLSD2CWD 1PWD 0MKD 1RMD 1DELE1RNFR1RNTO1FEAT0SYST0NOOP0QUIT0OPTS1AUTH1PBSZ1PROT1"
         )
         at = -1
         if isinstance(verb, str) and 2 < len(verb) < 5:

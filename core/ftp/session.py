@@ -27,7 +27,8 @@ Rules:
 - Heap is scarce on a board: one TCP object holds the control and the data connections (as
   lNet's TLTcp holds many sockets) and its callbacks tell them apart by socket, few methods;
   downloads, listings and active mode live in extra.py, which loads on first use, and their
-  entry points in client.py.
+  entry points in client.py; FTPS (connect(tls=...)) in ftps.py and core/tls.py, loaded only
+  by a connect that asks for TLS.
 """
 
 from ulnet.errors import LocalProtocolError, RemoteProtocolError
@@ -48,7 +49,10 @@ class FTPSession:
     use_sendfile = True  # uploads through the port's sendfile where it has one (the desktop)
     pipeline = True  # send an operation's command group at once (off: one at a time)
     # passive uploads send their data at once after STOR, not after its 150: one round trip
-    # less per upload (see Transfer.accept for what a refused STOR then means)
+    # less per upload (see Transfer.accept for what a refused STOR then means). Not over FTPS:
+    # there the data connection's handshake costs that round trip anyway (vsftpd and pure-ftpd
+    # start it after STOR), and pyftpdlib's TLS handler reads a data connection before its
+    # STOR: data and close_notify that come first end it, and STOR then waits for ever
     early_data = True
 
     def __init__(self, eventer, buf=None):
@@ -59,7 +63,10 @@ class FTPSession:
         self.connected = False  # logged in (read-only)
         self._pending = []  # queued operations
         # _ctl: the control connection's Socket; _dsock: the data connection's
-        self._op = self._proto = self._ctl = self._dsock = self._xfer = None
+        # _tls: the TLSSession data connections start (FTPS, after PROT P), else None; _out:
+        # bytes of a command the control connection did not take (a TLS one may take nothing
+        # while its handshake ends), b"" while that handshake runs: on_can_send goes on
+        self._op = self._proto = self._ctl = self._dsock = self._xfer = self._tls = self._out = None
         # _scanning: inside _run's loop; _keepalive: a NOOP of ours is in flight
         self._scanning = self._keepalive = False
         self._epsv = True
@@ -78,14 +85,29 @@ class FTPSession:
         self.buf = bytearray(eventer.port.RECV_SIZE) if buf is None else buf
 
     def __repr__(self):
+        # the control socket's repr says "tls verified", "tls pinned" or "tls unverified"
         return "<%s control %s>" % (type(self).__name__, self._ctl or "not connected")
 
     # -- operations ------------------------------------------------------------------------
 
-    def connect(self, host, port=21, user="anonymous", password=""):
-        """Open the session: greeting, USER, PASS. Queue other operations right after it."""
+    def connect(self, host, port=None, user="anonymous", password="", tls=None, cafile=None,
+                fingerprint=None, verify=True):
+        """Open the session: greeting, USER, PASS. Queue other operations right after it.
+
+        tls: None (plain FTP), "explicit" (AUTH TLS, required) or "implicit" (TLS from the
+        first byte); with TLS, every data connection is TLS too (ftps.py). The certificate is
+        verified against cafile (PEM or DER; default the system's CA store), or pinned by
+        fingerprint (its SHA-256, hex); verify=False checks nothing. Port: 21, or 990 for
+        implicit. Raises ValueError at once for bad TLS settings."""
+        session = None
+        if tls is not None or cafile or fingerprint or not verify:
+            from ulnet.ftp.ftps import tls_session
+
+            session = tls_session(host, tls, cafile, fingerprint, verify)
+        if port is None:
+            port = 990 if tls == "implicit" else 21
         op = Op("connect", (host, port, user))
-        return self._add(op, login(self, op, host, port, user, password))
+        return self._add(op, login(self, op, host, port, user, password, session, tls == "implicit"))
 
     def put(self, local, remote=None, atomic=True, resume=True, verify=False):
         """Upload a local file; op.result is the number of bytes sent this time. verify: the
@@ -165,7 +187,11 @@ class FTPSession:
             if code and isinstance(exc, RemoteProtocolError) and hasattr(reply, "code"):
                 code = reply.code  # a parser refused this reply's text: the code it came with
             return self._settle(op, code, getattr(exc, "text", None) or str(exc))
-        if verb is None:
+        if verb is None and arg is None:
+            # FTPS: the control connection's TLS handshake runs (with its own deadline); its end
+            # (on_can_send) resumes the login through _ready, its failure ends it through _lost
+            self._out = b""
+        elif verb is None:
             # the data connect has its own deadline; its failure fails only this operation
             self._dsock = self._conn.connect(arg[0], arg[1], self.connect_timeout_ms)
         elif verb == "":
@@ -182,7 +208,8 @@ class FTPSession:
                 # this operation fails and the session goes on
                 return self._step(None, exc.message)
             xfer = self._xfer
-            if xfer is not None and xfer.up and not xfer.active and self.early_data and self.passive:
+            if xfer is not None and xfer.up and not xfer.active and self.early_data and self.passive \
+                    and self._tls is None:
                 xfer.active = True  # STOR is on its way: its data follows it
                 xfer.pump(self, self._dsock)
 
@@ -230,7 +257,7 @@ class FTPSession:
     def _close(self):
         """Close the control connection quietly (after QUIT, a failed login, a fatal error)."""
         self.connected = self._keepalive = False
-        self._proto = None
+        self._proto = self._out = None
         self._timer.cancel()
         if self._ctl is not None:
             self._ctl.disconnect()
@@ -241,9 +268,12 @@ class FTPSession:
 
     def _send(self, data):
         self._timer.restart(self.reply_timeout_ms)
-        # a command (or a group of a few) is far smaller than any socket buffer
-        if self._ctl.send(data) != len(data):
-            self._fail("control connection cannot take a %d-byte command" % len(data))
+        # a command (or a group of a few) is far smaller than any socket buffer, but a TLS
+        # connection may take nothing until its handshake has ended: the rest goes on its
+        # on_can_send (_ready), under this reply deadline
+        sent = self._ctl.send(data)
+        if sent != len(data):
+            self._out = data[sent:]
 
     def _send_group(self, verbs, args):
         """Send an operation's command group: at once with `pipeline` (one write, the replies
@@ -334,12 +364,23 @@ class FTPSession:
 
     def _ready(self, sock):
         """on_can_send: the data connection came up (the first on_can_send follows on_connect),
-        or it can take more of an upload. The control connection's is of no interest."""
-        if sock is self._dsock:
-            if self._xfer is None:
-                self._step(None)  # connected: the operation sends its transfer command
-            else:
+        or it can take more of an upload; the control connection's TLS handshake ended, or it
+        can take the rest of a command."""
+        if sock is self._ctl:
+            out = self._out
+            if out is not None:
+                self._out = None
+                if out:
+                    self._send(out)
+                else:
+                    self._step(None)  # the login goes on over TLS
+        elif sock is self._dsock:
+            if self._xfer is not None:
                 self._xfer.pump(self, sock)
+            elif self.passive:
+                self._step(None)  # connected: the operation sends its transfer command
+            # else an active-mode data connection the server opened before the transfer
+            # command (pyftpdlib does, at EPRT), whose TLS handshake just ended: nothing waits
 
     def _lost(self, sock, error=None):
         """on_disconnect and on_error: the control or the data connection ended or failed."""

@@ -1,4 +1,8 @@
-"""ftp:// URLs: `ftp://user:password@host:port/dir`, parsed without urllib (MicroPython has none).
+"""FTP URLs: `ftp://user:password@host:port/dir`, parsed without urllib (MicroPython has none).
+
+Schemes, as FileZilla and curl read them: `ftp://` plain FTP (port 21), `ftpes://` explicit FTPS,
+required (AUTH TLS on port 21; never falls back to plain), `ftps://` implicit FTPS (TLS from the
+first byte, port 990). parse_url names the mode: None, "explicit" or "implicit".
 
 Rules: user and password may be %-encoded (an "@", ":" or "/" in a password is %40 / %3A /
 %2F); an IPv6 host is written in brackets; no user means anonymous. An "@" after the host part
@@ -23,7 +27,7 @@ def _unquote(text):
             # two hex digits (int() alone takes "+1" and " 1" too); the message never quotes
             # them: they may be a piece of the password
             if not a or not b or a not in _HEX or b not in _HEX:
-                raise ValueError("bad %-escape in an ftp:// URL")
+                raise ValueError("bad %-escape in an FTP URL")
             out.append(int(a + b, 16))
             i += 3
         else:
@@ -32,15 +36,20 @@ def _unquote(text):
     try:
         return out.decode()
     except ValueError:  # UnicodeError: its message would quote the bytes
-        raise ValueError("bad %-escape in an ftp:// URL (not UTF-8)") from None
+        raise ValueError("bad %-escape in an FTP URL (not UTF-8)") from None
 
 
 def parse_url(url):
-    """-> (host, port, user, password, path); raises ValueError naming what is wrong (never
-    quoting the password)."""
-    if not url.startswith("ftp://"):
-        raise ValueError("not an ftp:// URL: %s" % redact(url))
-    rest = url[6:]
+    """-> (host, port, user, password, path, tls) with tls None, "explicit" or "implicit";
+    raises ValueError naming what is wrong (never quoting the password)."""
+    skip = url.find("://") + 3
+    # "ftp" plain, "ftpes" explicit FTPS (AUTH TLS on 21), "ftps" implicit (TLS on 990)
+    scheme = url[:skip - 3] if skip > 2 else ""
+    if scheme != "ftp" and scheme != "ftpes" and scheme != "ftps":
+        raise ValueError("not an ftp://, ftpes:// or ftps:// URL: %s" % redact(url))
+    tls = "implicit" if scheme == "ftps" else "explicit" if scheme == "ftpes" else None
+    port = 990 if tls == "implicit" else 21
+    rest = url[skip:]
     slash = rest.find("/")
     netloc, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash + 1:])
     if "@" in path:  # also after a netloc with its own "@": the path would hold the password's tail
@@ -53,7 +62,6 @@ def parse_url(url):
         colon = creds.find(":")
         user = _unquote(creds if colon < 0 else creds[:colon])
         password = "" if colon < 0 else _unquote(creds[colon + 1:])
-    port = 21
     if netloc.startswith("["):
         end = netloc.find("]")
         host, tail = netloc[1:end], netloc[end + 1:]
@@ -69,16 +77,17 @@ def parse_url(url):
         port = int(digits)
     if not host:
         raise ValueError("no host in %s" % redact(url))
-    return host, port, user, password, _unquote(path)
+    return host, port, user, password, _unquote(path), tls
 
 
 def redact(url):
     """The URL with its password replaced by ***. Everything up to the last "@" counts as the
     credentials, so a password with an unescaped "/" is hidden too (an "@" in a path hides a
     little of the path: the safe side)."""
-    if not url.startswith("ftp://"):
+    skip = url.find("://") + 3
+    if skip < 3:
         return url.split("@")[-1]
-    rest = url[6:]
+    rest = url[skip:]
     at = rest.rfind("@")
     if at < 0:
         return url
@@ -86,4 +95,4 @@ def redact(url):
     colon = creds.find(":")
     if colon >= 0:
         creds = creds[:colon] + ":***"
-    return "ftp://" + creds + rest[at:]
+    return url[:skip] + creds + rest[at:]

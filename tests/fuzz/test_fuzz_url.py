@@ -21,14 +21,18 @@ HOSTS = st.one_of(st.sampled_from(["host", "ftp.example.com", "a-b.c9", "x"]),
 PATHS = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
 
 
+SCHEMES = {"ftp://": (None, 21), "ftpes://": ("explicit", 21), "ftps://": ("implicit", 990)}
+
+
 @fuzz(500)
-@given(NAMES, NAMES, HOSTS, st.one_of(st.none(), st.integers(1, 65535)), PATHS)
-def test_a_well_made_url_comes_back_exactly(user, password, host, port, path):
+@given(st.sampled_from(sorted(SCHEMES)), NAMES, NAMES, HOSTS, st.one_of(st.none(), st.integers(1, 65535)), PATHS)
+def test_a_well_made_url_comes_back_exactly(scheme, user, password, host, port, path):
     netloc = "[%s]" % host if ":" in host else host
-    url = "ftp://%s:%s@%s%s/%s" % (quote(user, safe=""), quote(password, safe=""), netloc,
-                                   "" if port is None else ":%d" % port, quote(path, safe="/"))
-    assert parse_url(url) == (host, 21 if port is None else port, user, password, path)
-    assert redact(url) == "ftp://%s:***@%s" % (quote(user, safe=""), url.rsplit("@", 1)[1])
+    url = "%s%s:%s@%s%s/%s" % (scheme, quote(user, safe=""), quote(password, safe=""), netloc,
+                               "" if port is None else ":%d" % port, quote(path, safe="/"))
+    tls, default = SCHEMES[scheme]
+    assert parse_url(url) == (host, default if port is None else port, user, password, path, tls)
+    assert redact(url) == "%s%s:***@%s" % (scheme, quote(user, safe=""), url.rsplit("@", 1)[1])
 
 
 # a password stand-in no URL part can make up by chance: its core must never show
@@ -37,12 +41,12 @@ JUNK = st.text(st.sampled_from("ab:@/%[]?#.\u0661 1\x00\r\n"), max_size=12)
 
 
 @fuzz(500)
-@given(st.sampled_from(["ftp://", "ftp:/", "sftp://", "FTP://", ""]), JUNK, JUNK, CORE, JUNK, JUNK)
+@given(st.sampled_from(["ftp://", "ftpes://", "ftps://", "ftp:/", "sftp://", "FTP://", ""]), JUNK, JUNK, CORE, JUNK, JUNK)
 def test_no_error_and_no_redacted_form_ever_shows_the_password(scheme, user, before, core, after, rest):
     password = before + core + after
     for url in (scheme + user + ":" + password + "@" + rest, scheme + user + ":" + quote(password, safe="") + "@" + rest):
         try:
-            host, port, _, _, path = parse_url(url)
+            host, port, _, _, path, _ = parse_url(url)
         except ValueError as exc:
             text = str(exc) + repr(exc)
             assert core not in text
@@ -55,9 +59,9 @@ def test_no_error_and_no_redacted_form_ever_shows_the_password(scheme, user, bef
 @fuzz(1000)
 @given(st.text(max_size=40))
 def test_any_text_parses_or_is_a_value_error(text):
-    for url in (text, "ftp://" + text):
+    for url in (text, "ftp://" + text, "ftps://" + text):
         try:
-            host, port, user, password, path = parse_url(url)
+            host, port, user, password, path, _ = parse_url(url)
         except ValueError:
             continue
         assert host and 0 < port < 65536 and type(user) is str and type(password) is str

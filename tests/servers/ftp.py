@@ -11,6 +11,7 @@ explicit only; vsftpd keeps its default require_ssl_reuse=YES: a data connection
 resume the control connection's TLS session is refused.
 """
 
+import ftplib
 import os
 import select
 import shutil
@@ -194,9 +195,10 @@ class VSFTPD(_Foreground):
         }
         if self.tls:
             # TLS for the login and every data connection; require_ssl_reuse stays at its
-            # default (YES)
+            # default (YES); ssl_ciphers=HIGH as deployments set it (the default, DES-CBC3-SHA
+            # alone, leaves a TLS 1.2 client such as MicroPython's mbedtls no cipher)
             lines.update({"ssl_enable": "YES", "allow_anon_ssl": "YES", "force_anon_logins_ssl": "YES",
-                          "force_anon_data_ssl": "YES", "rsa_cert_file": self.cert.pem,
+                          "force_anon_data_ssl": "YES", "rsa_cert_file": self.cert.pem, "ssl_ciphers": "HIGH",
                           "implicit_ssl": "YES" if self.tls == "implicit" else "NO"})
         path = os.path.join(self._tmp, "vsftpd.conf")
         with open(path, "w") as f:
@@ -253,3 +255,20 @@ class PureFTPD(_Foreground):
         return self._run([self.EXE, "-S", "127.0.0.1,%d" % self.port, "-p", "%d:%d" % (pasv, pasv + 200),
                           "-P", "127.0.0.1", "-l", "puredb:" + self._puredb(), "-E", "-A", "-H", "-f", "none",
                           "-c", "200"] + tls)
+
+
+class ReusingFTP_TLS(ftplib.FTP_TLS):
+    """ftplib's FTP_TLS (a peer client for tests and benchmarks) whose data connections resume
+    the control connection's TLS session, as vsftpd demands (ftplib's own do not), and which
+    protects the data (PBSZ 0, PROT P) right after the login, as curl does."""
+
+    def login(self, user="", passwd="", acct="", secure=True):
+        reply = super().login(user, passwd, acct, secure)  # AUTH TLS first
+        self.prot_p()
+        return reply
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size

@@ -16,6 +16,7 @@ Rules: one client per server; the script runs in a thread; every socket wait has
 """
 
 import socket
+import ssl
 import threading
 import time
 
@@ -141,6 +142,15 @@ class Control:
             self.reply("530 Login incorrect.")
             raise AssertionError("wrong password")
         self.reply("230 logged in")
+
+    def start_tls(self, cert):
+        """AUTH TLS done (the script replied 234): the server side of the handshake on the
+        control connection, certificate `cert` (a certs.Pair); the rest of the script is over
+        TLS."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert.cert, cert.key)
+        self.sock = ctx.wrap_socket(self.sock, server_side=True)
+        self.server._sockets.append(self.sock)
 
     def wait_closed(self):
         """Answer nothing until the client closes the control connection; fails at the deadline."""

@@ -1,0 +1,51 @@
+"""The upload job on the board over explicit FTPS (issue 11): an ftpes:// URL, the server
+verified against a CA file in the test's folder (DER, named in the config), 20 scans and a
+256 KB file to the host's pyftpdlib TLS handler, each exactly once (board_tests/conftest.py:
+ftps_spool_upload checks the server). Fewer scans than test_spool.py: each is a TLS handshake
+on the board's data connection. A board of its own (HEAP, DEPLOY): the 64-bit unix port with
+ulnet in ROMFS, whose mbedtls allocates outside this heap; 2 KB over the smallest heap where the
+test passes (70 KB)."""
+
+HEAP = "72K"
+DEPLOY = "romfs"
+DEADLINE_S = 300
+
+
+def test_job_uploads_over_ftpes_with_a_verified_certificate(ftps_spool_upload):
+    import json
+    import os
+
+    url, device_id, scans, big_kb, ca = ftps_spool_upload
+    assert url.startswith("ftpes://")
+    with open("ca.der", "wb") as f:
+        f.write(ca)
+    ca = None
+    os.mkdir("spool")
+    for i in range(scans):  # conftest.scan_lines; complete (renamed) before the job may see it
+        with open("spool/.s", "w") as f:
+            for j in range(5 + i % 20):
+                f.write("%013d,%d\n" % (4006381333931 + i * 1000 + j, j % 7 + 1))
+        os.rename("spool/.s", "spool/scan%04d.csv" % i)
+    buf = bytearray(1024)
+    with open("spool/.s", "wb") as f:
+        for k in range(big_kb):  # conftest.upload_block
+            for j in range(1024):
+                buf[j] = (k * 131 + j * 7 + (j >> 8)) & 255
+            f.write(buf)
+    del buf
+    os.rename("spool/.s", "spool/big.bin")
+    with open("ulnet.json", "w") as f:
+        f.write(json.dumps({"url": url, "device_id": device_id, "spool": os.getcwd() + "/spool",
+                            "cafile": "ca.der", "deadline_s": 200}))
+    import ulnet.spool
+
+    statuses = []
+
+    def on_status(text):
+        if len(statuses) < 4 or "retry" in text:
+            statuses.append(text)  # the first few, and any failure: what a failure report needs
+
+    job = ulnet.spool.run_from_config("ulnet.json", on_status)
+    assert (job.sent, job.left, job.bad, job.failures) == (scans + 1, 0, 0, 0), (job.summary(), statuses)
+    assert "(TLS unverified)" not in statuses[0], statuses
+    assert sorted(e[0] for e in os.ilistdir("spool")) == []  # delivered scans are deleted
