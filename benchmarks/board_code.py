@@ -1,5 +1,5 @@
-"""The MicroPython code benchmarks/board_heap.py runs on its boards: measurements and the
-applications whose smallest heap it finds. Names in UPPER case (HOST, PORT, NAME...) are bound
+"""The MicroPython code benchmarks/board_heap.py and board_ftps.py run on their boards:
+measurements and the applications whose smallest heap they find. Names in UPPER case (HOST, PORT, NAME...) are bound
 by code_for() as literals first: a board receives source.
 
 The applications (APP, RAW, TELNET, JOB) are what a device runs: board_heap.py compiles them
@@ -79,7 +79,9 @@ print("@", *got)
 
 # the application: a 1 KB chunk buffer first (while the heap is in one piece), the imports,
 # a login and one upload (PLAIN: one STOR, as the raw loop does; else atomic and resumable, as a
-# scanner uploads). MEASURE adds the live-heap and per-chunk figures
+# scanner uploads), REPEAT uploads in all (0: the login alone). TLS: connect's TLS arguments,
+# e.g. ("explicit", "/ca.der"), () for plain FTP. MEASURE adds the live-heap and per-chunk
+# figures; the last figure is the live heap of the logged-in session above the imports
 APP = """
 import gc, time
 buf = bytearray(1024)
@@ -117,18 +119,25 @@ def upload():
         raise op.error
     return op.result
 t = time.ticks_us()
-login = ftp.connect(HOST, PORT, USER, PASSWORD)
+login = ftp.connect(HOST, PORT, USER, PASSWORD, *TLS)
 ev.run_until(lambda: login.done, 60000)
+if login.error:
+    raise login.error
 u = time.ticks_us()
-sent = upload()
+gc.collect()
+session = gc.mem_alloc() - base
+sent = upload() if REPEAT else 0
 first = time.ticks_diff(time.ticks_us(), t)
 for k in range(REPEAT - 1):
     sent += upload()
 end = time.ticks_us()
-print("@", sent, first, m[0], m[4], m[5], time.ticks_diff(end, u) // REPEAT)
+print("@", sent, first, m[0], m[4], m[5], time.ticks_diff(end, u) // max(REPEAT, 1), session)
 """
 
-# the same upload by hand: blocking sockets, plain FTP commands, 1 KB chunks
+# the same upload by hand: blocking sockets, plain FTP commands, 1 KB chunks. CAFILE (a DER
+# file; None: plain FTP) makes it explicit FTPS: AUTH TLS, the server's certificate verified,
+# PBSZ 0, PROT P, each data connection's handshake right after STOR (vsftpd and pure-ftpd start
+# theirs then): two TLS sessions at once
 RAW = """
 import socket, time
 buf = bytearray(1024)
@@ -151,7 +160,11 @@ def upload(c):
     h = line[line.index(b"(") + 1:line.index(b")")].split(b",")
     d = socket.socket()
     d.connect(socket.getaddrinfo(HOST, int(h[4]) * 256 + int(h[5]))[0][-1])
-    command(c, b"STOR " + NAME, 150)
+    c.write(b"STOR " + NAME + b"\\r\\n")
+    if CAFILE:
+        d = ctx.wrap_socket(d, server_hostname=HOST)
+    if reply(c)[0] // 100 != 1:
+        raise OSError("STOR refused")
     f = open("/up.bin", "rb")
     sent = 0
     while True:
@@ -169,8 +182,20 @@ t = time.ticks_us()
 c = socket.socket()
 c.connect(socket.getaddrinfo(HOST, PORT)[0][-1])
 reply(c)
+if CAFILE:
+    import tls
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = tls.CERT_REQUIRED
+    f = open(CAFILE, "rb")
+    ctx.load_verify_locations(f.read())
+    f.close()
+    command(c, b"AUTH TLS", 234)
+    c = ctx.wrap_socket(c, server_hostname=HOST)
 command(c, b"USER " + USER, 331)
 command(c, b"PASS " + PASSWORD, 230)
+if CAFILE:
+    command(c, b"PBSZ 0", 200)
+    command(c, b"PROT P", 200)
 u = time.ticks_us()
 command(c, b"TYPE I", 200)  # once, as ulnet sends it before its first upload
 sent = upload(c)

@@ -241,9 +241,9 @@ def upload_ok(server, name, data):
 def app_code(server, name, measure, plain, raw=False, repeat=1):
     if raw:
         return code_for(RAW, HOST="127.0.0.1", PORT=server.port, USER=server.user.encode(),
-                        PASSWORD=server.password.encode(), NAME=name.encode(), REPEAT=repeat)
+                        PASSWORD=server.password.encode(), NAME=name.encode(), REPEAT=repeat, CAFILE=None)
     return code_for(APP, MEASURE=measure, PLAIN=plain, HOST="127.0.0.1", PORT=server.port,
-                    USER=server.user, PASSWORD=server.password, NAME=name, REPEAT=repeat)
+                    USER=server.user, PASSWORD=server.password, NAME=name, REPEAT=repeat, TLS=())
 
 
 def throughput(kind, apps, rounds):
@@ -280,18 +280,25 @@ def measure(kind, apps, rounds):
             "live": live, "per_chunk": per_chunk, "smallest": smallest}
 
 
-def kinds(names, source):
-    """The Kinds asked for; a frozen one whose firmware cannot be built is left out (and why)."""
+def kinds(names, source, table=KINDS, titles=TITLES):
+    """The Kinds asked for, from table: (name, bits, where[, C flags of its firmware]); a frozen
+    one whose firmware cannot be built is left out (and why)."""
     chosen = []
-    for name, bits, where in KINDS:
+    for name, bits, where, *cflags in table:
         if name not in names:
             continue
         path = None
         if where == "frozen":
             try:
-                path = (firmware.build(source, bits) if source else firmware.default_firmware(bits)).path
+                if cflags:
+                    found, why = (source, None) if source else firmware.find_source()
+                    if found is None:
+                        raise firmware.FirmwareError(why)
+                    path = firmware.build(found, bits, cflags[0]).path
+                else:
+                    path = (firmware.build(source, bits) if source else firmware.default_firmware(bits)).path
             except firmware.FirmwareError as e:
-                print("%s left out: %s" % (TITLES[name], e))
+                print("%s left out: %s" % (titles[name], e))
                 continue
         chosen.append(Kind(name, bits, where, path))
     return chosen
