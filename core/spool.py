@@ -386,7 +386,8 @@ class Spool:
         reply = "%d %s" % (code, text) if code else text
         full = code in (452, 552) or "no space" in text.lower()  # 452, 552: RFC 959 for "full"
         if what == "connect":
-            why = ("login refused: " if code == 530 else "cannot log in: " if code else "server unreachable: ") + reply
+            why = ("login refused: " if code == 530 else "cannot log in: " if code else
+                   "" if text.startswith("TLS") else "server unreachable: ") + reply  # TLS: it says why
         else:
             why = "%s%s %s failed: %s" % ("server disk full: " if full else "", what, self._name, reply)
         if what == "put" and code in (550, 553):  # no such folder, no permission, a bad name

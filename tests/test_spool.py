@@ -770,8 +770,9 @@ def test_the_job_holds_no_more_heap_per_scan_under_micropython(pyftpd, tmp_path)
     assert count == 150 and most <= at_10th + 256, (at_10th, most)
     # bytes of heap for the module (compiled from .py here): 11.1 KB, 11.6-11.8 KB since a
     # failure that stays waits the longest backoff naming the remote path, a resumed scan says
-    # so and a host walks the spool oldest first (issue 12)
-    assert int(imported) < 12000
+    # so and a host walks the spool oldest first (issue 12), 12.3 KB with FTPS (the URL's mode,
+    # cafile and fingerprint checked with the config, "TLS unverified" in the status)
+    assert int(imported) < 12500
 
 
 @pytest.mark.parametrize("cause", ["path", "login"])

@@ -262,9 +262,13 @@ def test_ftps_refusals_exit_with_the_reason_and_send_no_login(certs, tmp_path):
     spool = tmp_path / "spool"
     make_scans(str(spool), small_sizes(2))
     with PyFTPD(tls="explicit", cert=certs["good"]) as srv:
-        code, out = upload(spool, srv.url, "--fingerprint", "ab" * 32, "--deadline", "2")
-        assert code == 1 and "fingerprint mismatch: server certificate sha256 is" in out.splitlines()[-1], out
+        code, out = upload(spool, srv.url, "--fingerprint", "ab" * 32)  # gives up at once: exit 60, as curl
+        assert code == 60 and "fingerprint mismatch: server certificate sha256 is" in out.splitlines()[-1], out
+        assert out.splitlines()[-1].startswith("gave up") and out.count("connecting to") == 1, out
         assert "USER" not in srv.verbs() and sorted(os.listdir(spool)) == ["scan000.csv", "scan001.csv"]
+    with PyFTPD() as srv:  # no AUTH TLS there: 64, as curl --ssl-reqd
+        code, out = upload(spool, srv.url.replace("ftp://", "ftpes://"))
+        assert code == 64 and "the server refused AUTH TLS" in out and srv.verbs() == ["AUTH"], out
     code, out = upload(spool, "ftp://scanner:%s@127.0.0.1:21/" % PASSWORD, "--cafile", certs.ca)
     assert code == 2 and "TLS settings, not for plain FTP" in out and PASSWORD not in out
     code, out = upload(spool, "ftpes://scanner:%s@127.0.0.1:21/" % PASSWORD, "--insecure", "--cafile", certs.ca)

@@ -11,7 +11,9 @@ once, naming the cause and the remote path.
 Exit codes (curl's where curl has one): 0 the spool is empty and nothing was set aside; 7 could
 not connect (refused, unreachable, no answer); 67 login denied; 9 the server refused the remote
 path (no such folder, no permission); 70 the server's disk is full; 18 a transfer was cut and
-not completed by the deadline; 1 scans left for another reason, or set aside in
+not completed by the deadline; FTPS: 60 the server's certificate is not trusted (or not the
+pinned one), 64 the server refused TLS (AUTH TLS, PBSZ or PROT P), 35 another TLS handshake
+failure (these two and 67, 9 end the run at once); 1 scans left for another reason, or set aside in
 SPOOL_DIR/bad/; 2 bad arguments; 130 Ctrl-C. The password is never printed (URLs go through
 redact()); give it in ~/.netrc, --netrc-file or ULNET_PASSWORD instead of the URL (see
 tools/password.py), or be asked on a terminal.
@@ -30,7 +32,10 @@ from ulnet.tools.password import ENV, complete_url
 BAR = 24  # characters of the progress bar
 REDRAW_MS = 100  # at most ten redraws a second: a terminal is slower than a loopback upload
 # the start of the job's last failure reason (ulnet.spool's texts) -> exit code, curl's numbers
-EXIT_CODES = (("server unreachable", 7), ("login refused", 67), ("server disk full", 70))
+EXIT_CODES = (("server unreachable", 7), ("login refused", 67), ("server disk full", 70), ("TLS handshake", 35))
+# FTPS failures that stay (curl: 60 the certificate is not trusted, 64 the server refused TLS)
+TLS_REFUSALS = (("certificate verify failed", 60), ("fingerprint mismatch", 60), ("refused AUTH TLS", 64),
+                ("refused PBSZ", 64), ("refused PROT", 64))
 
 
 def add_parser(sub):
@@ -143,7 +148,10 @@ def run(args):
     bar = Progress(out, job, files, total)
     def status(text):
         bar.status(text)
-        if job.permanent and not job.done:  # it would only wait for the same refusal again
+        # it would only wait for the same refusal again: a login or folder refused, or a server
+        # whose certificate is not trusted or that refuses TLS (a device keeps trying: the job)
+        stays = job.permanent or any(part in (job.reason or "") for part, _ in TLS_REFUSALS)
+        if stays and not job.done and text.startswith("retry"):
             job.stop("gave up")
 
     job.on_status = status
@@ -172,6 +180,9 @@ def exit_code(job):
     if not job.left:
         return 0 if not job.bad else 1
     why = job.reason or ""
+    for part, code in TLS_REFUSALS:
+        if part in why:
+            return code
     for start, code in EXIT_CODES:
         if why.startswith(start):
             return code
