@@ -59,10 +59,9 @@ def read_cas(path):
 
 def _pin(fingerprint):
     """A SHA-256 fingerprint (hex, colons and spaces allowed) as 32 bytes."""
-    text = fingerprint.replace(":", "").replace(" ", "")
     try:
-        pin = binascii.unhexlify(text)
-    except ValueError:
+        pin = binascii.unhexlify(fingerprint.replace(":", "").replace(" ", ""))
+    except (ValueError, TypeError, AttributeError):  # not hex, or not a str
         pin = b""
     if len(pin) != 32:
         raise ValueError("fingerprint: 64 hex digits of a SHA-256 expected")
@@ -81,10 +80,13 @@ class TLSSession:
     timeout_ms = 30000
 
     def __init__(self, cafile=None, fingerprint=None, verify=True, server_hostname=None):
-        # off only by name: verify=None (a setting passed on unset) must not mean "off"
+        # off only by name: verify=None (a setting passed on unset) must not mean "off", nor
+        # cafile="" or fingerprint="" "not given"
         if verify is not True and verify is not False:
             raise ValueError("verify must be True or False")
-        if not verify and (cafile or fingerprint):
+        if cafile is not None and (type(cafile) is not str or not cafile):
+            raise ValueError("cafile must be a file name")
+        if not verify and (cafile is not None or fingerprint is not None):
             raise ValueError("verify=False checks nothing: give no cafile or fingerprint with it")
         # mbedtls would check the name only up to a NUL
         if server_hostname is not None and (type(server_hostname) is not str
@@ -94,11 +96,11 @@ class TLSSession:
         self.fingerprint = fingerprint
         self.verify = verify
         self.server_hostname = server_hostname
-        self._pin = _pin(fingerprint) if fingerprint else None
+        self._pin = None if fingerprint is None else _pin(fingerprint)
         if not verify:
             self.status = "unverified"
         else:
-            self.status = "pinned" if fingerprint else "verified"
+            self.status = "verified" if self._pin is None else "pinned"
         self._ctx = None
         # resumption: the socket whose TLS session others resume, and the last one seen
         self._origin = self._saved = None
@@ -122,7 +124,7 @@ class TLSSession:
         link = _Link(self, host, implicit)
         try:
             if self._ctx is None:
-                cas = read_cas(self.cafile) if self.cafile else None
+                cas = None if self.cafile is None else read_cas(self.cafile)
                 # the chain and the name, as the status says (set when the session was made,
                 # whatever is changed since); with a pin and no cafile, the pin alone decides
                 status = self.status

@@ -189,6 +189,21 @@ def test_telnet_over_tls_blocking_facade_and_refusals(telnets, certs):
         ulnet.Telnet(HOST, telnets.port, tls=False, cafile=certs.ca)
 
 
+def test_tls_settings_given_empty_never_mean_plain_telnet(ev):
+    """cafile="" (an unset setting passed on) made the connection plain Telnet, to port 23."""
+    listener = socket.create_server((HOST, 0))
+    listener.settimeout(0.3)
+    for kwargs in ({"cafile": ""}, {"fingerprint": ""}, {"verify": None}, {"verify": 0}):
+        client = ulnet.TelnetClient(ev)
+        with pytest.raises(ValueError):
+            client.connect(HOST, listener.getsockname()[1], 2000, **kwargs)
+        assert repr(client) == "<TelnetClient not connected>", kwargs
+        ev.call_action(50)
+        with pytest.raises(socket.timeout):
+            listener.accept()  # nothing connected, in clear or otherwise
+    listener.close()
+
+
 def test_telnet_over_tls_defaults_to_port_992(ev):
     client = ulnet.TelnetClient(ev)
     client.connect(HOST, verify=False)

@@ -291,6 +291,11 @@ def test_verification_is_off_only_by_verify_false(ev, certs):
     for value in (None, 0, "", "no"):
         with pytest.raises(ValueError):
             ulnet.TLSSession(verify=value)
+    for settings in ({"cafile": ""}, {"fingerprint": ""}, {"cafile": b"ca.pem"},
+                     {"fingerprint": b"\xab" * 32}, {"verify": False, "cafile": ""},
+                     {"verify": False, "fingerprint": ""}):
+        with pytest.raises(ValueError):  # given empty is not "not given"
+            ulnet.TLSSession(**settings)
     session = ulnet.TLSSession(cafile=certs.ca)
     session.verify = False  # too late: the session is what its status says
     with TLSServer(context(certs, "unknown")) as srv:

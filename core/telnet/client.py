@@ -95,11 +95,13 @@ class TelnetClient:
         if self._sock is not None:
             raise LocalProtocolError("connect: already connected or connecting")
         session = tls
-        if tls is True or tls is None and (cafile or fingerprint or not verify):
+        # a TLS setting given, even empty or odd (cafile=""), asks for TLS: never plain Telnet
+        asked = cafile is not None or fingerprint is not None or verify is not True
+        if tls is True or tls is None and asked:
             from ulnet.tls import TLSSession  # only now: a plain client never loads TLS
 
-            session = TLSSession(cafile, fingerprint, verify)
-        elif not tls and (cafile or fingerprint or not verify):
+            session = TLSSession(cafile, fingerprint, verify)  # ValueError for a bad setting
+        elif not tls and asked:
             raise ValueError("tls=False with cafile, fingerprint or verify: no TLS to apply")
         self._proto = TelnetProtocol(self.term, self.size)  # raises for a bad term or size
         self._tcp.session = session or None
