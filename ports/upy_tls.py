@@ -18,8 +18,12 @@ through here. What the 1.29 `tls` module gives and lacks (measured on the unix p
   close_notify on close;
 - readinto reads on after data while it can (py/stream.c's loop), so a close_notify right
   behind data is consumed and lost with that read: the end is seen at the TCP end.
-Hot path: writes are the SSLSocket type's own write(buf, off, n), no Python frame per chunk;
-reads its readinto behind one method call; nothing is allocated per chunk.
+- a write mbedtls could not finish leaves a record of it inside mbedtls, and the next write must
+  give the same length again: mbedtls answers the length it is given, not what the record held
+  (offered the rest and more, it counted the more as sent and dropped it). send() keeps the
+  length owed per socket and writes that first, alone.
+Hot path: writes and reads are the SSLSocket's own write(buf, off, n) and readinto, each behind
+one method call; nothing is allocated per chunk.
 """
 
 import errno
@@ -30,8 +34,6 @@ _READ = 1  # poll(2)'s POLLIN, as core/socket.py's READ
 
 
 class TLS:
-    send = None  # the SSLSocket type's write, set at the first wrap
-
     def __init__(self, port):
         self.modify = port.modify
         self.unregister = port.unregister
@@ -41,6 +43,9 @@ class TLS:
         self.plain = {}  # SSLSocket -> the plain socket under it (closed with it)
         self.held = {}  # SSLSocket -> a byte of data the handshake's last read returned
         self.certs = {}  # SSLSocket -> the server's certificate (DER), until core/tls.py asks
+        # SSLSocket -> the length of the write mbedtls holds a record of, 0 for none (a key
+        # per socket from its wrap on, so updating it allocates nothing)
+        self.owed = {}
         self.shaking = None  # the SSLSocket whose handshake step is running
         self.one = bytearray(1)
 
@@ -72,8 +77,7 @@ class TLS:
         tls = context.wrap_socket(raw, server_hostname=hostname, do_handshake_on_connect=False)
         port.unregister(raw)
         self.plain[tls] = raw
-        if TLS.send is None:
-            TLS.send = staticmethod(type(tls).write)
+        self.owed[tls] = 0
         port.register(tls, handle, _READ)
         return tls
 
@@ -110,6 +114,21 @@ class TLS:
 
     # -- the I/O of TLS sockets (Socket._port) ----------------------------------------------
 
+    def send(self, raw, data, off, n):
+        """raw.write(data, off, n); after a write that took less, the rest of that write
+        goes first, alone (its length is what mbedtls needs again). A caller that offers less
+        than that broke the rule every TLS library has (send the bytes not taken first): an
+        error, never bytes counted twice."""
+        owed = self.owed[raw]
+        if owed:
+            if n < owed:
+                raise NetError(errno.EINVAL, "TLS: a send after a short one must offer the"
+                               " bytes not taken")
+            n = owed
+        got = raw.write(data, off, n)
+        self.owed[raw] = n if got is None else n - got
+        return got
+
     def recv_into(self, raw, buf, n):
         held = self.held
         if held and raw in held:
@@ -136,6 +155,7 @@ class TLS:
             plain.close()  # a failed handshake leaves it open under the SSLSocket
         self.held.pop(raw, None)
         self.certs.pop(raw, None)
+        self.owed.pop(raw, None)
 
 
 def _verify_reason(exc):

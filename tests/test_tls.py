@@ -386,6 +386,21 @@ def test_start_tls_refused_certificate_is_one_error(ev, certs):
     assert srv.received == b"" and bytes(srv.clear) == b"STARTTLS\r\n"
 
 
+def test_start_tls_takes_clear_text_behind_the_go_ahead_for_no_tls(eventer, certs):
+    """Bytes a man in the middle puts behind "220 go", in clear, reach the TLS library, which
+    refuses them: the handshake fails, nothing of them is data (what a protocol had read
+    before start_tls is its own to refuse: FTPS checks that nothing followed the 234)."""
+    with TLSServer(context(certs), upgrade=True, inject=b"230 logged in\r\n") as srv:
+        client, steps = starttls_client(eventer, ulnet.TLSSession(cafile=certs.ca))
+        client.tcp.connect("127.0.0.1", srv.port, timeout_ms=5000)
+        client.run(lambda: bool(client.errors()))
+    assert settled_names(client) == ["connect", "can_send", "error"]
+    assert str(client.errors()[0]) == ("TLS handshake with 127.0.0.1:%d: TLS: wrong version number"
+                                       % srv.port)
+    assert steps == [b"220 ready\r\n", b"220 go\r\n", 0] and client.data == b""
+    assert srv.received == b""
+
+
 def test_start_tls_deadline(ev, certs):
     with TLSServer(context(certs), mode="silent", upgrade=True, timeout_s=3) as srv:
         client, steps = starttls_client(ev, ulnet.TLSSession(cafile=certs.ca), timeout_ms=300)
@@ -443,6 +458,125 @@ def test_a_session_is_resumed_only_for_the_name_it_was_verified_for(ev, certs, v
     assert other.names() == ["error"]
     assert "certificate verify failed: hostname mismatch" in str(other.errors()[0])
     assert srv.reused == [False, True] and bytes(srv.received) == b"by nameby name again"
+
+
+class SlowReader:
+    """A TLS server that reads nothing until go() (the client's socket fills), then reads all;
+    `received` is every application byte."""
+
+    def __init__(self, certs):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills sooner
+        self.listener.settimeout(10)
+        self.port = self.listener.getsockname()[1]
+        self.received = bytearray()
+        self._go = threading.Event()
+        self._ctx = context(certs)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def go(self):
+        self._go.set()
+
+    def close(self):
+        self._go.set()
+        self._thread.join(15)
+        self.listener.close()
+
+    def _serve(self):
+        conn = self._ctx.wrap_socket(self.listener.accept()[0], server_side=True)
+        self._go.wait(30)
+        conn.settimeout(1)
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                self.received.extend(data)
+        except OSError:
+            pass
+        conn.close()
+
+
+# the client fills its socket with numbered 1000-byte messages, then offers what was not taken
+# plus 50 bytes more, as a queue that grew does (the Telnet client's): every byte must arrive once
+FILL = """
+state = {"n": 0, "rest": None, "took": 0}
+def fill(sock):
+    while state["rest"] is None:
+        message = b"%06d" % state["n"] + b"." * 994
+        if not sock.send(message):
+            if state["n"]:  # else the handshake's end is not in yet (MicroPython)
+                state["rest"] = message + b"X" * 50
+            return
+        state["n"] += 1
+    while state["took"] < len(state["rest"]):
+        took = sock.send(state["rest"], state["took"])
+        if not took:
+            return
+        state["took"] += took
+"""
+
+
+def sent_by_fill(n):
+    return b"".join(b"%06d" % i + b"." * 994 for i in range(n + 1)) + b"X" * 50
+
+
+def test_a_send_after_a_short_one_may_offer_more(eventer, certs):
+    """TLS libraries hold a record of what a send could not write; the next send that offers
+    those bytes and more must get them all out once."""
+    server = SlowReader(certs)
+    try:
+        tcp = ulnet.TCP(eventer)
+        tcp.session = ulnet.TLSSession(cafile=certs.ca)
+        scope = {}
+        exec(FILL, scope)
+        state = scope["state"]
+        tcp.on_can_send = scope["fill"]
+        errors = []
+        tcp.on_error = lambda s, e: errors.append(e)
+        sock = tcp.connect("127.0.0.1", server.port, timeout_ms=5000)
+        eventer.run_until(lambda: state["rest"] is not None or errors, 20000)
+        server.go()
+        eventer.run_until(lambda: state["took"] == 1050 or errors, 20000)
+        sock.disconnect()
+    finally:
+        server.close()
+    assert errors == [] and bytes(server.received) == sent_by_fill(state["n"])
+
+
+def test_upy_port_a_send_after_a_short_one_may_offer_more(certs, tmp_path):
+    """mbedtls answers a retried write with the length it is given, not the record it held:
+    offered 1050 bytes after a short write of 1000, it said 1050 and sent 1000."""
+    server = SlowReader(certs)
+    code = "import ulnet\nev = ulnet.Eventer()\ntcp = ulnet.TCP(ev)\n" + FILL + """
+tcp.session = ulnet.TLSSession(cafile=%r)
+tcp.on_can_send = fill
+errors = []
+tcp.on_error = lambda s, e: errors.append(str(e))
+sock = tcp.connect("127.0.0.1", %d, 5000)
+ev.run_until(lambda: state["rest"] is not None or errors, 20000)
+print(state["n"], errors)
+ev.run_until(lambda: state["took"] == 1050 or errors, 20000)
+sock.disconnect()
+print(state["took"], errors)
+""" % (certs.ca_der, server.port)
+    script = tmp_path / "fill.py"
+    script.write_text("import sys\nsys.path.insert(0, %r)\n" % upy.make_lib(str(tmp_path)) + code)
+    board = subprocess.Popen([upy.micropython_exe(), str(script)], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        filled = board.stdout.readline().split()  # its socket is full: the server reads now
+        server.go()
+        done = board.stdout.readline().split()
+        board.wait(30)
+    finally:
+        if board.poll() is None:
+            board.kill()
+        board.stdout.close()
+        server.close()
+    assert filled[1:] == ["[]"] and done == ["1050", "[]"]
+    assert bytes(server.received) == sent_by_fill(int(filled[0]))
 
 
 def test_bytes_openssl_holds_are_delivered(eventer, certs):
@@ -701,3 +835,8 @@ print(log[:4], bytes(got), log[4:])
     with TLSServer(context(certs), mode="silent", upgrade=True, timeout_s=3) as srv:
         out = micropython(code % (certs.ca_der, 300, srv.port)).strip()
     assert out.endswith("['TLS handshake with 127.0.0.1:%d: timed out']" % srv.port)
+    # clear text behind the go-ahead is refused by mbedtls, never data
+    with TLSServer(context(certs), upgrade=True, inject=b"230 logged in\r\n") as srv:
+        out = micropython(code % (certs.ca_der, 5000, srv.port)).strip()
+    assert out == ("['can_send', b'220 ready\\r\\n', b'220 go\\r\\n', 0] b'' ['TLS handshake with"
+                   " 127.0.0.1:%d: TLS: ssl invalid record']" % srv.port)

@@ -12,7 +12,9 @@ TLSServer plays one of these per connection (`mode`):
 - "garbage": after the handshake, put a forged application-data record on the wire (an
   attacker's bytes: the client must refuse them).
 With upgrade=True it first speaks in clear, as AUTH TLS and STARTTLS do: says "220 ready",
-waits for "STARTTLS\\r\\n", says "220 go", then plays the mode.
+waits for "STARTTLS\\r\\n", says "220 go", then plays the mode; with `inject` it also says
+those bytes in clear, a moment after "220 go" (a man in the middle's: by then the client
+is in its handshake, and must not take them for TLS).
 With context=None it is a plain TCP echo (a benchmark's yardstick). It records what a test
 checks: `received` (every application byte, decrypted), `handshakes`
 (completed), `failures` (the server's errors: a failed handshake, e.g. the client's alert, or
@@ -28,6 +30,7 @@ import select
 import shutil
 import socket
 import threading
+import time
 
 from servers.telnet import ServerProcess
 
@@ -36,10 +39,12 @@ SOCAT = shutil.which("socat") or "/usr/bin/socat"
 
 
 class TLSServer:
-    def __init__(self, context, mode="echo", upgrade=False, greeting=b"hello\r\n", timeout_s=10):
+    def __init__(self, context, mode="echo", upgrade=False, greeting=b"hello\r\n", timeout_s=10,
+                 inject=b""):
         self.context = context
         self.mode = mode
         self.upgrade = upgrade
+        self.inject = inject
         self.greeting = greeting
         self.timeout_s = timeout_s
         self.received = bytearray()
@@ -138,6 +143,9 @@ class TLSServer:
             conn.sendall(b"500 what\r\n")
             return False
         conn.sendall(b"220 go\r\n")
+        if self.inject:
+            time.sleep(0.2)
+            conn.sendall(self.inject)
         return True
 
     def _echo(self, tls):
