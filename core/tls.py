@@ -155,7 +155,7 @@ class TLSSession:
         which can be after the client sent its last byte, and a socket closed at once answers
         them with a reset, which throws away what the server had not read yet (pyftpdlib
         stored 112 KB of 1 MB and answered 226; vsftpd 426). Elsewhere sock is closed now."""
-        if not sock._port.end(sock._raw):
+        if sock._raw is None or not sock._port.end(sock._raw):  # closed already: nothing to end
             sock.disconnect()
 
     def _resumable(self, port, host):

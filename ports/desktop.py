@@ -143,6 +143,10 @@ class DesktopTLS:
             raw.unwrap()
         except (OSError, ValueError):
             pass  # the usual case, SSLWantReadError: close_notify went, the peer's is not in
+        else:
+            # the peer's close_notify was in too: TLS is over on this socket, and SSLSocket
+            # reads in clear from now on (a man in the middle's bytes would come up as data)
+            return False
         try:
             # the plain socket's shutdown: SSLSocket's own would stop its TLS for the reads
             socket.socket.shutdown(raw, socket.SHUT_WR)

@@ -144,6 +144,49 @@ def test_client_close_sends_close_notify(ev, certs):
     assert srv.failures == [] and bytes(srv.received) == b"bye"
 
 
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_end_never_reads_in_clear(ev, certs, version):
+    """TLSSession.end (an FTPS upload ends so) when the server's close_notify is already in:
+    unwrap finished TLS on the socket, and CPython's SSLSocket then reads in clear, so bytes a
+    man in the middle put behind the close_notify came up as data. Ending a socket that is
+    closed already raised AttributeError."""
+    ctx = context(certs)
+    ctx.maximum_version = getattr(ssl.TLSVersion, version)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def serve():
+        conn = ctx.wrap_socket(listener.accept()[0], server_side=True)
+        conn.setblocking(False)
+        try:
+            conn.unwrap()  # its close_notify goes; the client's is not in yet
+        except ssl.SSLWantReadError:
+            pass
+        os.write(conn.fileno(), b"230 injected in clear\r\n")
+        time.sleep(1)
+        conn.close()
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    session = ulnet.TLSSession(cafile=certs.ca)
+    client = Client(ev, session, payload=b"")
+
+    def connected(sock):
+        client.events.append("connect")
+        time.sleep(0.3)  # both arrive, unread
+        session.end(sock)
+
+    client.tcp.on_connect = connected
+    sock = client.tcp.connect("127.0.0.1", listener.getsockname()[1], timeout_ms=5000)
+    for _ in range(60):
+        ev.call_action(10)
+    server.join(5)
+    listener.close()
+    assert client.data == b"" and client.errors() == [] and sock.state == "closed"
+    assert client.names() == ["connect"]
+    session.end(sock)  # closed already: nothing happens
+
+
 def test_server_hostname_names_what_is_verified_and_sent_as_sni(ev, certs):
     ctx = context(certs, "other")
     names = []
