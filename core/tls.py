@@ -222,6 +222,8 @@ class _Link:
         """The NetError reporting a failed handshake: the port's reason, named and placed."""
         where = endpoint(sock.peer_address, sock.peer_port)
         if not isinstance(exc, NetError):
+            if isinstance(exc, MemoryError):  # a board out of heap: "out of memory"
+                exc = OSError(errno.ENOMEM)
             if isinstance(exc, OSError):
                 return net_error(exc, "TLS handshake with", sock.peer_address, sock.peer_port)
             exc = NetError(errno.EINVAL, str(exc) or repr(exc))  # a bad cafile, a refused name

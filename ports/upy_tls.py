@@ -75,10 +75,16 @@ class TLS:
         `session` is ignored: no resumption here."""
         port = self._port
         tls = context.wrap_socket(raw, server_hostname=hostname, do_handshake_on_connect=False)
-        port.unregister(raw)
-        self.plain[tls] = raw
-        self.owed[tls] = 0
-        port.register(tls, handle, _READ)
+        try:
+            port.unregister(raw)
+            self.plain[tls] = raw
+            self.owed[tls] = 0
+            port.register(tls, handle, _READ)  # it rolls itself back when it fails
+        except BaseException:  # no room (MemoryError): nothing may keep mbedtls' state
+            self.plain.pop(tls, None)
+            self.owed.pop(tls, None)
+            tls.close()  # and the plain socket under it; the caller's close finds it closed
+            raise
         return tls
 
     def handshake(self, raw):

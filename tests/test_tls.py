@@ -828,6 +828,40 @@ print(log)
     assert out == ["['connect', 'sent']\n"] and bytes(srv.received) == b"PASS secret\r\n"
 
 
+def test_upy_port_no_room_to_wrap_is_one_error_and_keeps_nothing(micropython, certs):
+    """A board out of heap while the TLS socket takes the plain one's place (MemoryError from
+    the poller's registration, injected once): the port's table kept the TLS socket, and with
+    it mbedtls' state (on a bare-metal board 20 KB of heap), for good."""
+    code = """
+import ulnet
+ev = ulnet.Eventer()
+port = ev.port
+register = port.register
+def no_room_once(raw, handle, flags):
+    if type(raw).__name__ == "SSLSocket" and not log:
+        raise MemoryError
+    return register(raw, handle, flags)
+port.register = no_room_once
+tcp = ulnet.TCP(ev)
+tcp.session = ulnet.TLSSession(cafile=%r)
+log = []
+tcp.on_connect = lambda s: log.append("connect")
+tcp.on_error = lambda s, e: log.append(str(e))
+for _ in range(2):
+    tcp.connect("127.0.0.1", %d, 5000)
+    ev.run_until(lambda: len(log) == _ + 1, 10000)
+    for s in tcp.sockets:
+        s.disconnect()
+    ev.call_action(0)
+tls = port.tls()
+print(log, len(tls.plain), len(tls.owed), len(tls.certs), len(port.handles()))
+"""
+    with TLSServer(context(certs)) as srv:
+        out = micropython(code % (certs.ca_der, srv.port)).strip()
+    assert out == ("['TLS handshake with 127.0.0.1:%d: out of memory', 'connect'] 0 0 0 0"
+                   % srv.port)
+
+
 def test_upy_port_server_close_is_a_disconnect(micropython, certs):
     """close_notify, then the TCP end: MicroPython's readinto may swallow the close_notify that
     follows data (it reads on), so the end is seen at the TCP end (docs/tls.md)."""
