@@ -82,6 +82,18 @@ def test_fs_ls_shows_real_sizes(board, flash):
     assert rows == {"a.txt": 1234, "lib/": 0, "m.py": 77}
 
 
+def test_df_shows_a_boards_flash_in_its_columns(board, flash):
+    # mpremote df formats sizes in 9 columns with nothing between them: the host disk's figures
+    # ran together, and the flash object's repr filled the name column
+    (flash / "scan.csv").write_bytes(b"z" * 5000)
+    rows = ok(mpremote(board.url, "df")).splitlines()
+    assert rows[0].split() == ["filesystem", "size", "used", "avail", "use%", "mounted", "on"]
+    name, size, used, avail, percent, mount = rows[1].split()
+    assert (name, size, mount) == ("<VfsPosix>", str(4 * 1024 * 1024), "/")
+    assert int(used) >= 5000 and int(used) + int(avail) == int(size)
+    assert percent == str(100 * int(used) // int(size))
+
+
 def test_mkdir_touch_rm_rmdir_change_the_flash(board, flash):
     ok(mpremote(board.url, "mkdir", ":d", "+", "touch", ":d/f"))
     assert (flash / "d" / "f").is_file()

@@ -7,7 +7,7 @@ ulnet frozen in, from `ulnet firmware`); its device URL is `socket://127.0.0.1:P
 
 Python API, for tests and other tools:
 
-    with Board(heap="64K", flash=None, pty=False, flash_size=None, firmware=None) as board:  # or .start()/.stop()
+    with Board(heap="64K", flash=None, pty=False, flash_size="4M", firmware=None) as board:  # or .start()/.stop()
         board.url, board.pty, board.flash
         board.reset()                     # the reset button: a hard reset
     stop_board(url), reset_board(url), find_board(url)   # boards started by another process
@@ -54,7 +54,7 @@ def _die_with_parent():
 class Board:
     """One emulated board; start() returns it running, stop() ends it (both bounded in time)."""
 
-    def __init__(self, heap="64K", flash=None, pty=False, flash_size=None, owned=True, firmware=None):
+    def __init__(self, heap="64K", flash=None, pty=False, flash_size="4M", owned=True, firmware=None):
         bits = 64
         if firmware:
             try:
@@ -62,7 +62,7 @@ class Board:
             except RuntimeError:
                 pass  # start() says what is wrong with it
         self.heap = str(parse_heap(heap, bits))
-        self.flash_size = parse_size(flash_size, "flash size") if flash_size else 0
+        self.flash_size = parse_size(flash_size, "flash size")
         self.firmware = os.path.abspath(firmware) if firmware else None
         self.flash, self.use_pty, self.owned = flash, pty, owned
         self.url = self.pty = self.proc = self._name = None
@@ -233,8 +233,8 @@ def add_parser(subparsers):
     start = sub.add_parser("start", help="start a board; prints its URL (and pty path)")
     start.add_argument("--heap", default="64K", help="MicroPython heap size, with K or M (default 64K, at least 8K)")
     start.add_argument("--flash", help="folder that is the board's / (default: a new temp folder)")
-    start.add_argument("--flash-size", help="flash size that os.statvfs reports, e.g. 1M "
-                       "(default: the host disk's)")
+    start.add_argument("--flash-size", default="4M", help="flash size that os.statvfs reports "
+                       "(default 4M, as many boards' flash: a board's figures, not the host disk's)")
     start.add_argument("--pty", action="store_true", help="also serve the REPL on a pty")
     start.add_argument("--firmware", metavar="PATH", help="run this MicroPython unix port binary, e.g. "
                        "one `ulnet firmware` built (default: the PyPI unix port, 64-bit)")

@@ -29,6 +29,10 @@ class Flash:
     def __getattr__(self, name):
         return getattr(self.fs, name)
 
+    def __str__(self):
+        # what vfs.mount() lists (mpremote df prints it in a 10-character column)
+        return str(self.fs)
+
     def ilistdir(self, path):
         base = path.rstrip("/") + "/"
         for entry in self.fs.ilistdir(path):
