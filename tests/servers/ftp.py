@@ -55,7 +55,7 @@ class PyFTPD:
 
     def __init__(self, home=None, quota=0, drop_after=0, user=USER, password=PASSWORD, perm=None,
                  drop_every=False, drop_reply=None, refuse_stor=0, delay_ms=0, tls=None, cert=None,
-                 short_stor=0, size_lie=0):
+                 short_stor=0, size_lie=0, faults=()):
         self._tmp = None if home else tempfile.mkdtemp(prefix="ulnet-ftpd-")
         self.home = home or self._tmp
         self.user, self.password = user, password
@@ -67,6 +67,7 @@ class PyFTPD:
         self._args += (["--drop-every"] if drop_every else []) + (["--drop-reply", drop_reply] if drop_reply else [])
         self._args += ["--refuse-stor", str(refuse_stor), "--delay-ms", str(delay_ms), "--commands", self._log]
         self._args += ["--short-stor", str(short_stor), "--size-lie", str(size_lie)]
+        self._args += list(faults)  # more of pyftpd_main.py's options, e.g. ["--refuse", "RNTO:x:553 No."]
         if tls:
             self._args += ["--tls", tls, "--certfile", cert.cert, "--keyfile", cert.key]
         self.proc = None

@@ -12,6 +12,16 @@ Faults a real server produces but will not produce on demand:
 - --short-stor N: every upload is stored N bytes short (its last N bytes are lost) and still
   answered 226, as a server with a failing disk might;
 - --size-lie N: SIZE answers N bytes less than the file holds;
+- --refuse VERB:TEXT:REPLY (repeatable): the first VERB command whose argument holds TEXT is
+  answered REPLY, nothing done (e.g. "RNTO:scan3:553 Not allowed.", "STOR:scan5:552 Quota.");
+- --short-once TEXT: the first upload whose name holds TEXT loses its last byte once complete,
+  and the server still says 226 (a quota that truncates, a disk full it does not report);
+- --cut-after BYTES: the first upload's control and data connections are closed after BYTES
+  arrived (a session cut mid-transfer; the others are untouched);
+- --max-cons-per-ip N: a login beyond N connections from one address gets 421 (a server that
+  takes a few sessions per client);
+- --one-per-read: of what one read of the control connection brings, only the first command
+  is taken (a server, or a NAT helper, that drops commands sent together);
 - --delay-ms D: every reply reaches the client D ms after the server sent it, as over a link
   whose round trip is D (the replies are held in order, not the server: commands sent together
   are answered together, as on a real link); data connections are not delayed.
@@ -119,6 +129,11 @@ def main():
     parser.add_argument("--size-lie", type=int, default=0, help="SIZE answers this many bytes less")
     parser.add_argument("--perm", default="elradfmwMT", help="pyftpdlib's permission letters for the user")
     parser.add_argument("--delay-ms", type=int, default=0, help="hold every reply this long")
+    parser.add_argument("--refuse", action="append", default=[], metavar="VERB:TEXT:REPLY")
+    parser.add_argument("--short-once", metavar="TEXT")
+    parser.add_argument("--cut-after", type=int, default=0, metavar="BYTES")
+    parser.add_argument("--max-cons-per-ip", type=int, default=0)
+    parser.add_argument("--one-per-read", action="store_true")
     parser.add_argument("--commands", help="append the verb of every command received to this file")
     parser.add_argument("--tls", choices=("explicit", "implicit"))
     parser.add_argument("--certfile")
@@ -146,6 +161,7 @@ def main():
             return f
 
     dropped = {"done": not args.drop_after}
+    cut = [args.cut_after]  # 0 once done
 
     class DTP(data):
         def handle_read_event(self):
@@ -157,6 +173,9 @@ def main():
                 # DTPHandler.handle_error)
                 self._resp = (args.drop_reply, self.cmd_channel.log)
                 self.close()
+            elif cut[0] and self.tot_bytes_received >= cut[0]:
+                cut[0] = 0
+                self.cmd_channel.close()  # and this data connection with it
 
         def handle_error(self):
             # pyftpdlib wraps a failed file write as _FileReadWriteError(err), which drops the
@@ -170,6 +189,8 @@ def main():
                 super().handle_error()
 
     refused = [0]
+    refusals = [line.split(":", 2) for line in args.refuse]  # each used once, then dropped
+    short = [args.short_once]
 
     log = open(args.commands, "a") if args.commands else None
 
@@ -180,7 +201,24 @@ def main():
             if log is not None:
                 log.write(cmd + "\n")
                 log.flush()
+            for refusal in refusals:
+                if refusal[0] == cmd and refusal[1] in (arg or ""):
+                    refusals.remove(refusal)
+                    self.respond(refusal[2])
+                    return None
             return super().pre_process_command(line, cmd, arg)
+
+        def recv(self, size):
+            data = super().recv(size)
+            if args.one_per_read and b"\r\n" in data:
+                data = data[:data.index(b"\r\n") + 2]
+            return data
+
+        def on_file_received(self, file):
+            if short[0] and short[0] in file:
+                short[0] = None
+                with open(file, "r+b") as f:
+                    f.truncate(os.path.getsize(file) - 1)
 
         def handle(self):
             if args.tls == "implicit":
@@ -215,6 +253,7 @@ def main():
         Handler.tls_control_required = Handler.tls_data_required = True
     server = FTPServer(("127.0.0.1", args.port), Handler)
     server.max_cons = 256
+    server.max_cons_per_ip = args.max_cons_per_ip
     print("PORT %d" % server.address[1], flush=True)
     # without a timeout the loop wakes for each held reply on time (with one, it polls that long)
     server.serve_forever(timeout=None if args.delay_ms else 0.5)
