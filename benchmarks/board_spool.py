@@ -68,8 +68,9 @@ def spool_files():
     return files
 
 
-def fill(board, server, files):
-    """The board's spool and config; an empty upload folder on the server."""
+def fill(board, server, files, sessions=None):
+    """The board's spool and config (the job's default sessions unless given); an empty upload
+    folder on the server."""
     spool = os.path.join(board.flash, "spool")
     shutil.rmtree(spool, ignore_errors=True)
     os.mkdir(spool)
@@ -78,7 +79,10 @@ def fill(board, server, files):
             f.write(data)
     url = "ftp://%s:%s@127.0.0.1:%d/in" % (server.user, server.password, server.port)
     with open(os.path.join(board.flash, "ulnet.json"), "w") as f:
-        json.dump({"url": url, "device_id": DEVICE, "deadline_s": 120}, f)
+        cfg = {"url": url, "device_id": DEVICE, "deadline_s": 120}
+        if sessions:
+            cfg["sessions"] = sessions
+        json.dump(cfg, f)
     folder = os.path.join(server.home, "in")
     shutil.rmtree(folder, ignore_errors=True)
     os.mkdir(folder)
@@ -95,9 +99,9 @@ def check(server, files, prefix):
                 raise RuntimeError("%s differs on the server" % name)
 
 
-def job(board, server, files, gc_off=False):
+def job(board, server, files, gc_off=False, sessions=None):
     """One run of the job on the board, checked on the server: (import, peak, allocated, s)."""
-    fill(board, server, files)
+    fill(board, server, files, sessions)
     code = code_for(JOB, GC_OFF=gc_off)
     at = next(line.split()[1:] for line in output(board, code).splitlines() if line.startswith("@ "))
     if int(at[0]) != len(files) or int(at[1]):

@@ -181,7 +181,7 @@ def main():
     parser.add_argument("--board", action="store_true", help="also the job on an emulated board at D = 20")
     parser.add_argument("--ulnet-option", action="append", default=[], help="an extra option for ulnet upload")
     args = parser.parse_args()
-    delays = [int(d) for d in args.delays.split(",")]
+    delays = [int(d) for d in args.delays.split(",") if d]
     files = spool_files(args.scans)
     tmp = tempfile.mkdtemp(prefix="ulnet-latency-")
     try:
@@ -196,7 +196,8 @@ def main():
                     times[d][name] = run(server, src, files, tmp, *extra)
                     print("D = %d ms, %s: %.2f s" % (d, name, times[d][name]), file=sys.stderr, flush=True)
         print("%d scans of 0.5-2 KB and a 1 MB file, pyftpdlib holding each reply D ms" % args.scans)
-        print(table(delays, times))
+        if delays:
+            print(table(delays, times))
         if args.board:
             rows = board_rows(files, 20)
             print("\nthe job on an emulated board (64-bit unix port, 64 KB heap, ROMFS), D = 20 ms")

@@ -126,7 +126,8 @@ def test_upload_job_delivers_every_scan_once(fault, server, tmp_path):
             job = Spool(ev, server.url + folder, spool, DEVICE, deadline_ms=30000)
             job.backoff_ms = 100
             job.start()
-            brief(job.client)
+            for client in job.clients:
+                brief(client)
             ev.run_until(lambda: job.done, 40000)
             source = ev.port.source
         assert job.status.startswith("done: 4 sent"), (fault, seed, job.status)

@@ -3,6 +3,7 @@ on a terminal, a summary table, exit code 0 only when the spool is empty, never 
 
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
@@ -68,6 +69,7 @@ def test_uploads_everything_then_exits_0_with_a_summary_table(pyftpd, tmp_path):
     assert row(out, "uploaded") == ["20", "%.1f" % (total / 1024), "KB"]
     assert row(out, "set aside") == ["0", "-"] and row(out, "left") == ["0", "0", "B"]
     assert row(out, "failed attempts") == ["0"] and row(out, "time")[1] == "s"
+    assert row(out, "sessions") == ["4", "of", "4"]  # the default: 4 at once for 20 scans
     assert lines[-1] == "done: 20 sent (%d bytes), 0 set aside, 0 left" % total
     assert out.count("done: ") == 1  # said once, at the end
     assert PASSWORD not in out
@@ -79,6 +81,17 @@ def test_an_empty_spool_is_success(pyftpd, tmp_path):
     os.mkdir(tmp_path / "spool")
     code, out = upload(tmp_path / "spool", pyftpd.url)
     assert code == 0 and "uploading 0 scans" in out and row(out, "uploaded") == ["0", "0", "B"]
+    assert row(out, "sessions") == ["0", "of", "4"] and "connecting" not in out  # nothing to send
+
+
+def test_sessions_option(pyftpd, tmp_path):
+    spool = tmp_path / "spool"
+    scans = make_scans(str(spool), small_sizes(6))
+    code, out = upload(spool, pyftpd.url, "--sessions", "2")
+    assert code == 0 and row(out, "sessions") == ["2", "of", "2"], out
+    assert_delivered(pyftpd.home, scans)
+    code, out = upload(spool, pyftpd.url, "--sessions", "9")
+    assert code == 2 and "--sessions" in out
 
 
 def test_progress_bar_on_a_terminal(pyftpd, tmp_path):
@@ -87,7 +100,10 @@ def test_progress_bar_on_a_terminal(pyftpd, tmp_path):
     code, out = upload(spool, pyftpd.url, tty=True)
     assert code == 0, out
     bar = [part for part in out.split("\r") if part.startswith("\x1b[K[")]
-    assert bar and "[" + "#" * 24 + "] 3/3 files  3.0 MB/3.0 MB" in bar[-1]
+    last = re.search(r"\[#{24}\] 3/3 files  3\.0 MB/3\.0 MB  (\d+\.\d) scans/s", bar[-1])
+    seconds = float(row(out.replace("\r", ""), "time")[0])
+    # 3 scans in that time (the table rounds it to 10 ms)
+    assert last and 3 / (seconds + 0.02) <= float(last.group(1)) <= 3 / max(seconds - 0.02, 0.001), (bar[-1], seconds)
     assert out.splitlines()[-1].startswith("done: 3 sent") and out.count("done: ") == 1
     assert any("] 0/3 files" in part for part in bar)
     # the bar is redrawn in place: status lines do not scroll by on a terminal

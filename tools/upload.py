@@ -2,9 +2,10 @@
 
 Every scan file in SPOOL_DIR goes to URL's folder as DEVICEID-NAME (--device-id, default this
 host's name), oldest first, each exactly once; a scan leaves SPOOL_DIR (deleted, or moved to
-SPOOL_DIR/sent/ with --keep) only once the server holds all of it. On a terminal a progress bar
-shows files and bytes; otherwise each status line of the job is printed as it comes. A summary
-table ends the run. Failures that pass (a server down, a lost link) are retried until
+SPOOL_DIR/sent/ with --keep) only once the server holds all of it, over --sessions FTP
+sessions at once (default 4). On a terminal a progress bar shows files, bytes and scans per
+second; otherwise each status line of the job is printed as it comes. A summary table (with the
+sessions used) ends the run. Failures that pass (a server down, a lost link) are retried until
 --deadline; failures that stay (the login refused, the remote folder refused) end the run at
 once, naming the cause and the remote path.
 
@@ -56,6 +57,8 @@ def add_parser(sub):
     p.add_argument("--fingerprint", metavar="SHA256", help="FTPS: accept only the server certificate with this "
                    "SHA-256 (hex)")
     p.add_argument("--insecure", action="store_true", help="FTPS: do not verify the server certificate at all")
+    p.add_argument("--sessions", type=int, default=4, choices=range(1, 9), metavar="N",
+                   help="FTP sessions at once, 1 to 8 (default 4)")
     p.set_defaults(run=run)
 
 
@@ -65,11 +68,11 @@ class Progress:
     def __init__(self, out, job, files, total):
         self.out, self.job, self.files, self.total = out, job, files, total
         self.tty = out.isatty()
-        self.current = 0  # bytes of the scan in flight sent so far
+        self.flying = {}  # the put of each scan in flight: the bytes it sent so far
         self.drawn = -REDRAW_MS
+        self.start = job.eventer.port.ticks_ms()
 
     def status(self, text):
-        self.current = 0
         if self.job.done:  # the job's last line: the summary ends with it, said once
             if self.tty:
                 self.draw("", True)  # the bar's final counts
@@ -80,7 +83,7 @@ class Progress:
             print(text, file=self.out, flush=True)
 
     def sending(self, op, done, total):
-        self.current = done
+        self.flying[op] = done
         if self.tty:
             self.draw("uploading " + op.args[0].rsplit("/", 1)[-1], False)
 
@@ -91,11 +94,14 @@ class Progress:
             return
         self.drawn = now
         job = self.job
+        for op in [op for op in self.flying if op.done]:
+            del self.flying[op]  # delivered (counted in job.bytes) or failed
         files = job.sent + job.bad
-        done = job.bytes + self.current
+        done = job.bytes + sum(self.flying.values())
         fill = BAR * min(done, self.total) // self.total if self.total else BAR * (files >= self.files)
-        line = "[%s%s] %d/%d files  %s/%s  %s" % ("#" * fill, "." * (BAR - fill), files, self.files,
-                                                  human(done), human(self.total), text)
+        rate = job.sent * 1000 / max(1, port.ticks_diff(now, self.start))
+        line = "[%s%s] %d/%d files  %s/%s  %.1f scans/s  %s" % (
+            "#" * fill, "." * (BAR - fill), files, self.files, human(done), human(self.total), rate, text)
         self.out.write("\r\x1b[K" + line[:150])
         self.out.flush()
 
@@ -119,7 +125,8 @@ def summary(job, seconds):
         left_files, left_bytes = "?", "?"  # the job's status line says why
     rows = [("", "files", "size"), ("uploaded", job.sent, human(job.bytes)), ("set aside", job.bad, "-"),
             ("left", left_files, left_bytes if left_bytes == "?" else human(left_bytes)),
-            ("failed attempts", job.failures, ""), ("time", "%.2f s" % seconds, "")]
+            ("failed attempts", job.failures, ""), ("sessions", "%d of %d" % (job.used, job.sessions), ""),
+            ("time", "%.2f s" % seconds, "")]
     lines = ["%-16s %8s %12s" % row for row in rows]
     lines.append(job.status)
     if job.bad:
@@ -137,7 +144,7 @@ def run(args):
         url = complete_url(args.url, args.netrc_file)
         device_id = args.device_id or socket.gethostname()
         job = Spool(ev, url, args.spool, device_id, args.keep, int(args.deadline * 1000),
-                    args.cafile, args.fingerprint, not args.insecure)
+                    args.cafile, args.fingerprint, not args.insecure, args.sessions)
         files, total = pending(args.spool)
     except (ValueError, OSError) as exc:  # ValueError texts never quote the password
         ev.close()
