@@ -104,10 +104,13 @@ class Spool:
     walk_batch = 4 if BOARD else 4096
     # free heap a board needs to make one more session (at start, after the first): a session
     # costs about 6 KB at its peak (2 KB of objects, 1 KB logged in, 3 KB uploading). Measured
-    # on the 64-bit emulated board (ROMFS) under the board test harness: with 19.9 KB free then
-    # (64 KB of heap) two sessions upload 200 scans without a MemoryError, with 17.8 KB (62 KB)
-    # one upload runs out (and the job goes on with one session). Half on a 32-bit board.
-    session_heap = 19456 if sys.maxsize > 1 << 32 else 9728
+    # on the 64-bit emulated board (ROMFS) under the board test harness: with 19.2 KB free then
+    # (64 KB of heap) two sessions upload 200 scans without a MemoryError, with 18.1 KB (63 KB)
+    # one upload runs out. FTPS needs tls_heap more (each connection's TLS objects, the
+    # handshakes' garbage): two FTPS sessions upload 20 scans and 256 KB with 33.6 KB free
+    # (88 KB), and not with 25.5 KB (80 KB). Half on a 32-bit board.
+    session_heap = 18432 if sys.maxsize > 1 << 32 else 9216
+    tls_heap = 13312 if sys.maxsize > 1 << 32 else 6656
 
     def __init__(self, eventer, url, folder, device_id, keep=False, deadline_ms=600000, cafile=None,
                  fingerprint=None, verify=True, sessions=None):
@@ -119,7 +122,7 @@ class Spool:
         self._dir = folder.rstrip("/") + "/"  # paths are self._dir + name
         self._prefix = (path.rstrip("/") + "/" if path.strip("/") else "") + device_id + "-"
         self.sent = self.bytes = self.bad = self.failures = self.left = self.used = self._delay = 0
-        self.reason = self.on_status = self.on_progress = self._timer = self._end = None
+        self.reason = self.on_status = self.on_progress = self._timer = self._end = self._ctx = None
         self.status = "not started"
         # permanent: the last failure will not go away by itself, the job waits its longest
         # backoff; _refused: every failure of this pass so far was one of those
@@ -143,6 +146,17 @@ class Spool:
         sd.entries(self.folder)  # ENOENT, ENOTDIR now rather than from inside the loop
         ev = self.eventer
         self._delay = self.backoff_ms
+        host, _, _, _, _, tls = parse_url(self._url)
+        self._tls_on = bool(tls)
+        if tls:
+            from ulnet.ftp.ftps import tls_session
+
+            try:
+                # one TLS context for every session and login, made first: on a board it is a
+                # 3 KB block, which a heap the job has used may no longer hold in one piece
+                self._ctx = tls_session(host, tls, *self._tls).context(ev)
+            except Exception:  # (the CA file unreadable, no heap) each login tries, and says why
+                pass
         # every session's objects now (each holds a chunk buffer), while a board's heap is still
         # in one piece; a board makes one more only with session_heap bytes free
         lanes = self._lanes
@@ -177,6 +191,7 @@ class Spool:
             elif c.connected:
                 c.quit()
         self._lanes = []  # their buffers go back to a board's heap, also while the job is kept
+        self._ctx = None
         try:
             self.left = pending(self.folder)[0]
             left = "%d left" % self.left
@@ -319,7 +334,7 @@ class Spool:
         host, port, user, password, _, tls = parse_url(self._url)
         lane.connecting = True
         try:
-            lane.session.connect(host, port, user, password, tls, *self._tls)
+            lane.session.connect(host, port, user, password, tls, *self._tls, context=self._ctx)
         except MemoryError:
             lane.abort("connect")
             return False
@@ -332,7 +347,7 @@ class Spool:
         import gc
 
         gc.collect()
-        return gc.mem_free() >= self.session_heap
+        return gc.mem_free() >= self.session_heap + (self.tls_heap if self._tls_on else 0)
 
     def _retry(self, why, permanent=False):
         """Wait, then another pass. A cause that will not go away by itself (permanent: the

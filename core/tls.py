@@ -79,7 +79,7 @@ class TLSSession:
     # timeout_ms, start_tls without timeout_ms)
     timeout_ms = 30000
 
-    def __init__(self, cafile=None, fingerprint=None, verify=True, server_hostname=None):
+    def __init__(self, cafile=None, fingerprint=None, verify=True, server_hostname=None, context=None):
         # off only by name: verify=None (a setting passed on unset) must not mean "off", nor
         # cafile="" or fingerprint="" "not given"
         if verify is not True and verify is not False:
@@ -101,7 +101,7 @@ class TLSSession:
             self.status = "unverified"
         else:
             self.status = "verified" if self._pin is None else "pinned"
-        self._ctx = None
+        self._ctx = context  # another session's context(), same settings: see context()
         # resumption: the socket whose TLS session others resume, and the last one seen
         self._origin = self._saved = None
 
@@ -111,6 +111,20 @@ class TLSSession:
         if self._pin is not None:
             return "<TLSSession pinned sha256 %s>" % _hex(self._pin)
         return "<TLSSession verified against %s>" % (self.cafile or "the system CA store")
+
+    def context(self, eventer):
+        """The runtime's TLS context for these settings (it reads the CA file), made at the
+        first handshake or here. Sessions with the same settings may share it
+        (TLSSession(..., context=)): the upload job makes one for all its FTP sessions, at its
+        start, while a board's heap is still in one piece (an SSLContext is a 3 KB block)."""
+        if self._ctx is None:
+            cas = None if self.cafile is None else read_cas(self.cafile)
+            # the chain and the name, as the status says (set when the session was made,
+            # whatever is changed since); with a pin and no cafile, the pin alone decides
+            status = self.status
+            check = status == "verified" or status == "pinned" and self.cafile is not None
+            self._ctx = eventer.port.tls().tls_context(cas, check)
+        return self._ctx
 
     # -- the socket's side (core/socket.py, core/tcp.py) ------------------------------------------
 
@@ -123,14 +137,8 @@ class TLSSession:
         host = self.server_hostname or host
         link = _Link(self, host, implicit)
         try:
-            if self._ctx is None:
-                cas = None if self.cafile is None else read_cas(self.cafile)
-                # the chain and the name, as the status says (set when the session was made,
-                # whatever is changed since); with a pin and no cafile, the pin alone decides
-                status = self.status
-                check = status == "verified" or status == "pinned" and self.cafile is not None
-                self._ctx = port.tls_context(cas, check)
-            raw = port.wrap_tls(sock._raw, sock, self._ctx, host, self._resumable(port, host))
+            raw = port.wrap_tls(sock._raw, sock, self.context(sock._conn.eventer), host,
+                                self._resumable(port, host))
         except Exception as exc:  # whatever the runtime refuses: one on_error, the socket closed
             sock._later(link._failure(sock, exc))
             return None

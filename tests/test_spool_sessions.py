@@ -115,3 +115,20 @@ def test_a_server_that_drops_commands_sent_together_costs_one_deadline(tmp_path,
     assert (job.sent, job.left) == (12, 0) and 1 <= job.failures <= 4
     assert job.reason.endswith("no reply from the server within 1000 ms")
     assert [lane.session.pipeline for lane in lanes[0]] == [False] * 4
+
+
+def test_type_goes_once_per_session_and_a_refused_type_keeps_its_scan(tmp_path):
+    # TYPE I is sent once per session, not per scan (the machine remembers it). A refused TYPE
+    # fails that put (the scan stays and goes again, whole) and is asked again: were it taken
+    # as set, the server would store the next scans in ASCII mode (line ends changed)
+    spool = str(tmp_path / "spool")
+    scans = make_scans(spool, small_sizes(20))
+    in_order(spool, scans)
+    with PyFTPD(faults=["--refuse", "TYPE:I:504 Not now."]) as srv:
+        job = run_job(srv.url, spool)
+        assert_delivered(srv.home, scans)
+        verbs = srv.verbs()
+    assert (job.sent, job.left, job.failures) == (20, 0, 1)
+    assert job.reason.endswith("failed: 504 Not now."), job.reason
+    assert verbs.count("TYPE") == verbs.count("USER") + 1  # the refused one asked again
+    assert verbs.count("STOR") == 20  # the refused put sent none

@@ -21,7 +21,7 @@ Rules:
 from ulnet.ftp.ops import FTPError, check
 
 
-def tls_session(host, mode, cafile=None, fingerprint=None, verify=True):
+def tls_session(host, mode, cafile=None, fingerprint=None, verify=True, context=None):
     """The TLSSession of a connect(tls=mode, ...): verified against cafile (or the system's CA
     store), pinned by fingerprint, or verify=False; the name checked is the control
     connection's host, also on the data connections (they go to its address). ValueError for
@@ -36,7 +36,7 @@ def tls_session(host, mode, cafile=None, fingerprint=None, verify=True):
         raise ValueError("tls must be None, 'explicit' or 'implicit'")
     from ulnet.tls import TLSSession
 
-    return TLSSession(cafile, fingerprint, verify, host)
+    return TLSSession(cafile, fingerprint, verify, host, context)
 
 
 def auth(session, op, tls):

@@ -91,19 +91,20 @@ class FTPSession:
     # -- operations ------------------------------------------------------------------------
 
     def connect(self, host, port=None, user="anonymous", password="", tls=None, cafile=None,
-                fingerprint=None, verify=True):
+                fingerprint=None, verify=True, context=None):
         """Open the session: greeting, USER, PASS. Queue other operations right after it.
 
         tls: None (plain FTP), "explicit" (AUTH TLS, required) or "implicit" (TLS from the
         first byte); with TLS, every data connection is TLS too (ftps.py). The certificate is
         verified against cafile (PEM or DER; default the system's CA store), or pinned by
         fingerprint (its SHA-256, hex); verify=False checks nothing. Port: 21, or 990 for
-        implicit. Raises ValueError at once for bad TLS settings."""
+        implicit; context: a TLSSession.context() made for the same settings, to share. Raises
+        ValueError at once for bad TLS settings."""
         session = None
         if tls is not None or cafile or fingerprint or not verify:
             from ulnet.ftp.ftps import tls_session
 
-            session = tls_session(host, tls, cafile, fingerprint, verify)
+            session = tls_session(host, tls, cafile, fingerprint, verify, context)
         if port is None:
             port = 990 if tls == "implicit" else 21
         op = Op("connect", (host, port, user))
