@@ -250,3 +250,57 @@ def test_micropython_names_why_vsftpd_refuses_its_data_connection(certs, tmp_pat
         result, _ = upy_upload(srv, "anonymous", "x", certs.ca, str(tmp_path / "scan.bin"), "upload/scan.bin")
     assert result.startswith("None put: 522 SSL connection failed: session reuse required"), result
     assert "MicroPython cannot resume TLS sessions" in result and "require_ssl_reuse=NO" in result
+
+
+
+NO_HEAP_FOR_DATA = """
+import micropython
+from ulnet.eventer import Eventer
+from ulnet.ftp.session import FTPSession
+ev = Eventer()
+ftp = FTPSession(ev)
+ftp.reply_timeout_ms = 60000  # a put that waits for a reply runs into run_until's deadline
+login = ftp.connect("127.0.0.1", %d, %r, %r, "explicit", %r)
+ev.run_until(lambda: login.done, 20000)
+print(login.error, ftp.connected)
+tls = ev.port.tls()
+wrap = tls.wrap_tls
+
+def full(*args):  # the heap is full as the data connection's TLS begins (once)
+    tls.wrap_tls = wrap
+    micropython.heap_lock()
+    try:
+        return wrap(*args)
+    finally:
+        micropython.heap_unlock()
+
+tls.wrap_tls = full
+op = ftp.put(%r, "scan.csv")
+ev.run_until(lambda: op.done, 20000)
+print(op.error, ftp.connected)
+login = ftp.connect("127.0.0.1", %d, %r, %r, "explicit", %r)
+op = ftp.put(%r, "scan.csv")
+ev.run_until(lambda: op.done, 20000)
+print(login.error, op.error, op.result)
+"""
+
+
+def test_micropython_out_of_heap_for_a_data_handshake_fails_the_put_at_once(certs, tmp_path):
+    """A board whose heap is full as a data connection's TLS begins (a real MemoryError of the
+    unix port's tls module: the heap locked for that call): the put fails at once, saying so,
+    and the session closes. pyftpdlib never answers a STOR whose data connection went before
+    its handshake: waiting for that reply stalled the upload job until its deadline. Logged in
+    again, the put goes through and the file is there once."""
+    data = b"4006381333931,1\n" * 20
+    (tmp_path / "scan.csv").write_bytes(data)
+    local = str(tmp_path / "scan.csv")
+    with PyFTPD(tls="explicit", cert=certs["good"]) as srv:
+        args = (srv.port, srv.user, srv.password, certs.ca_der)
+        done = upy_run(NO_HEAP_FOR_DATA % (args + (local,) + args + (local,)), timeout=90)
+        assert done.returncode == 0, done.stdout + done.stderr
+        logged, failed, again = done.stdout.splitlines()
+        assert logged == "None True"
+        assert failed.startswith("put: TLS handshake with 127.0.0.1:") and failed.endswith(": out of memory False"), failed
+        assert again == "None None %d" % len(data)
+        assert sorted(os.listdir(srv.home)) == ["scan.csv"]
+        assert open(os.path.join(srv.home, "scan.csv"), "rb").read() == data

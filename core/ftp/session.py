@@ -31,7 +31,9 @@ Rules:
   by a connect that asks for TLS.
 """
 
-from ulnet.errors import LocalProtocolError, RemoteProtocolError
+import errno
+
+from ulnet.errors import LocalProtocolError, RemoteProtocolError, errno_of
 from ulnet.ftp.ops import FTPError, Op, login, simple, upload  # noqa: F401 (FTPError re-exported)
 from ulnet.ftp.parse import parse_size
 from ulnet.ftp.protocol import ERROR, NEED_DATA
@@ -391,6 +393,12 @@ class FTPSession:
             return
         if sock is not self._dsock:
             return
+        if error is not None and (isinstance(error, MemoryError) or errno_of(error) == errno.ENOMEM):
+            # no heap (a board's: the data connection's TLS handshake, a callback): a server may
+            # never answer a transfer command whose data connection went before it was read
+            # (pyftpdlib's TLS handler waits for another), so the session ends now, not at the
+            # reply deadline; what the operation sent is retried as after any lost link
+            return self._fail(str(error) if isinstance(error, OSError) else "out of memory")
         xfer = self._xfer
         if xfer is None:
             if self._op is not None:
