@@ -14,7 +14,9 @@ Rules:
   pass hands every scan out once: the scans the journal names first, then a walk of the folder
   oldest first; so two sessions never carry one scan. Sessions open as scans wait (none for an
   empty spool); on a board one more opens only while the heap has `session_heap` bytes free,
-  and a MemoryError opening it leaves the job with the sessions it has.
+  and a session that cannot be opened or run for lack of heap drops the job to the sessions
+  logged in, or to that one when none is (it logs in again at once), saying so: the dropped
+  sessions' buffers go back to the heap.
 - Only a scan whose own bytes are in its .part is resumed: the journal names a scan once bytes
   of its upload went out after its STOR was accepted (its STOR has replaced whatever .part was
   there), so it names every session's scan in flight, plus the last few that were cut (scans
@@ -280,7 +282,7 @@ class Spool:
                 waiting -= 1  # it takes a scan once logged in
         while waiting > 0 and self._open():
             waiting -= 1
-        if self._busy():
+        if self._busy() or self._again:  # _again: a session reported meanwhile, _feed goes round
             return
         self._names = None
         if self._broke or (self._failed and not self._moved):
@@ -397,7 +399,7 @@ class Spool:
             if entry[1] == name and entry[0] == size:
                 return  # listed already
         self._forget(name, False)
-        if len(own) == self.sessions + 4:
+        while len(own) >= self.sessions + 4:  # (>=: the job may have dropped sessions since)
             own.pop(0)  # the oldest cut scan goes from its start again: only slower
         own.append((size, name))
         self._write()
@@ -467,17 +469,15 @@ class Spool:
         reply = "%d %s" % (code, text) if code else text
         full = code in (452, 552) or "no space" in text.lower()  # 452, 552: RFC 959 for "full"
         # a MemoryError: ours ("out of memory"), or MicroPython's in the session
-        others = 0
-        if code is None and "memory" in text:
-            for other in self._lanes:
-                others += other is not lane and other.session.connected
-        if others:  # the heap cannot carry this many sessions: this one closes, the others go on
-            lane.session.close("out of memory")
-            self.sessions = others
-            lane.down = True
+        heap = code is None and "memory" in text
         if what == "connect":
-            why = ("login refused: " if code == 530 else "cannot log in: " if code else
+            why = ("login refused: " if code == 530 else "cannot log in: " if code or heap else
                    "" if text.startswith("TLS") else "server unreachable: ") + reply  # TLS: it says why
+            if heap and self._shed(lane, why):
+                # fewer sessions, with the heap the dropped ones held: the login goes on at once
+                self.failures += 1
+                self.reason = why
+                return self._feed()
             self._closed = True  # the next login would most likely fail alike
             others = sum(1 for other in self._lanes if other.session.connected or other.connecting)
             if any(other.session.connected for other in self._lanes):
@@ -491,6 +491,8 @@ class Spool:
         else:
             name = lane.name or lane.stale and lane.stale[1]
             why = "%s%s %s failed: %s" % ("server disk full: " if full else "", what, name, reply)
+            if heap:
+                self._shed(lane, why)  # with others logged in, this one closes and they go on
         if what == "put" and code in (550, 553):  # no such folder, no permission, a bad name
             why += " (remote path %s)" % (self._prefix + name)
         elif code != 530:  # the login refused (530) will not go away by itself either
@@ -508,6 +510,24 @@ class Spool:
             self._broke = True
         self._say(why)
         self._feed()
+
+    def _shed(self, lane, why):
+        """No heap for lane's session (`why` says where it ran out): the job keeps the sessions
+        logged in or logging in, else this one alone, and drops the others, whose objects and
+        chunk buffers go back to the heap. False when it dropped none."""
+        keep = [other for other in self._lanes
+                if other is not lane and (other.session.connected or other.connecting)]
+        if not keep:
+            keep = [lane]
+        if len(keep) == len(self._lanes):
+            return False
+        self._lanes = keep  # a new list: _dispatch may be walking the old one
+        self.sessions = n = len(keep)
+        self._say("%d session%s: no heap for more (%s)" % (n, "s"[n == 1:], why))
+        if lane not in keep:
+            lane.down = True
+            lane.session.close("out of memory")  # what it queued fails as usual
+        return True
 
     def _say(self, text):
         self.status = text

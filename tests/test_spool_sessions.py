@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+import upy
+
 from servers.ftp import PyFTPD
 from ulnet.ftp.session import FTPSession
 from test_spool import DEVICE, assert_delivered, make_scans, run_job, small_sizes
@@ -132,3 +134,44 @@ def test_type_goes_once_per_session_and_a_refused_type_keeps_its_scan(tmp_path):
     assert job.reason.endswith("failed: 504 Not now."), job.reason
     assert verbs.count("TYPE") == verbs.count("USER") + 1  # the refused one asked again
     assert verbs.count("STOR") == 20  # the refused put sent none
+
+
+NO_HEAP_AT_THE_FIRST_LOGIN = """
+import micropython
+from ulnet.eventer import Eventer
+from ulnet.spool import Spool
+job = Spool(Eventer(), %r, %r, %r, deadline_ms=30000, sessions=2)
+job.on_status = print
+job.start()
+first = job.clients[0]
+login = first.connect
+
+def full(*args, **kw):  # the heap is full as the first session logs in (once)
+    first.connect = login
+    micropython.heap_lock()
+    try:
+        return login(*args, **kw)
+    finally:
+        micropython.heap_unlock()
+
+first.connect = full
+job.eventer.run_until(lambda: job.done, 40000)
+print(job.sessions, job.used, job.sent, job.left, job.failures)
+"""
+
+
+def test_no_heap_at_the_first_login_drops_the_other_session_and_goes_on_with_one(tmp_path):
+    """On a board (the MicroPython unix port), the first login of a 2-session job runs out of
+    heap (a real MemoryError, the heap locked for that call): the job drops its other session at
+    once, giving its buffers back, says so, and logs in again with one; every scan arrives once.
+    (Before, it kept both, waited the backoff and tried the same again.)"""
+    spool = str(tmp_path / "spool")
+    scans = make_scans(spool, small_sizes(12))
+    with PyFTPD() as srv:
+        done = upy.run(NO_HEAP_AT_THE_FIRST_LOGIN % (srv.url, spool, DEVICE), heap="512K", timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert_delivered(srv.home, scans), done.stdout
+    lines = done.stdout.splitlines()
+    assert "1 session: no heap for more (cannot log in: out of memory)" in lines, lines
+    assert not any(line.startswith("retry in") for line in lines), lines  # no backoff for it
+    assert lines[-1] == "1 1 12 0 1", lines  # sessions, used, sent, left, failures
