@@ -473,20 +473,20 @@ class Spool:
         if what == "connect":
             why = ("login refused: " if code == 530 else "cannot log in: " if code or heap else
                    "" if text.startswith("TLS") else "server unreachable: ") + reply  # TLS: it says why
-            if heap and self._shed(lane, why):
-                # fewer sessions, with the heap the dropped ones held: the login goes on at once
-                self.failures += 1
-                self.reason = why
-                return self._feed()
-            self._closed = True  # the next login would most likely fail alike
+            # no heap: fewer sessions, with the heap the dropped ones held (a first login goes
+            # again at once); else the next login would most likely fail alike
+            shed = heap and self._shed(lane, why)
+            if not shed:
+                self._closed = True
             others = sum(1 for other in self._lanes if other.session.connected or other.connecting)
-            if any(other.session.connected for other in self._lanes):
+            if shed or any(other.session.connected for other in self._lanes):
                 # others logged in: the job keeps to the sessions it has (the server lets no
-                # more in: 421 "too many connections", or a 530 for the same; or no heap)
-                self.sessions = others
+                # more in: 421 "too many connections", or a 530 for the same)
+                if not shed:
+                    self.sessions = others
+                    self._say("%d session%s: %s" % (others, "s"[others == 1:], why))
                 self.failures += 1
                 self.reason = why
-                self._say("%d session%s: %s" % (others, "s"[others == 1:], why))
                 return self._feed()
         else:
             name = lane.name or lane.stale and lane.stale[1]

@@ -822,11 +822,11 @@ def test_the_job_holds_no_more_heap_per_scan_under_micropython(pyftpd, tmp_path)
     assert status.startswith("done: 150 sent")
     count, early, most = json.loads(seen)
     assert count == 150 and most <= early + 256, (early, most)
-    # bytes of heap for the modules compiled from .py here: 18.3 KB for ulnet.spool, spooldir and
+    # bytes of heap for the modules compiled from .py here: 18.75 KB for ulnet.spool, spooldir and
     # spoollane (the one-session job was 11.1 KB, 11.6-11.8 KB with issue 12's changes, 12.3 KB
-    # with FTPS); a board runs them in place from ROMFS or frozen firmware, where the import
-    # costs 2.3 KB more
-    assert int(imported) < 18500
+    # with FTPS, 18.4 KB with several sessions, +0.35 KB dropping to fewer for lack of heap); a
+    # board runs them in place from ROMFS or frozen firmware, where the import costs 2.3 KB more
+    assert int(imported) < 19000
 
 
 @pytest.mark.parametrize("cause", ["path", "login"])
