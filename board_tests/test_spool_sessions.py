@@ -4,7 +4,7 @@ checks the server (board_tests/conftest.py: spool_upload). As test_spool.py, fro
 on flash, with "sessions": 2; the job must have made and used both. On this 64-bit board with
 ulnet in ROMFS and the test harness, 64 KB is the smallest heap where it makes the second
 session (Spool.session_heap), so the two have little room: in about a third of runs the GC's gaps
-leave no block for an allocation late in the run, and the job sheds the second session and goes
+leave no block for an allocation during the run (at scan 39 or 183 here), and the job sheds the second session and goes
 on with one; that failure is allowed (once, for lack of heap), every scan must still arrive once."""
 
 HEAP = "64K"
