@@ -94,6 +94,11 @@ def test_df_shows_a_boards_flash_in_its_columns(board, flash):
     assert percent == str(100 * int(used) // int(size))
 
 
+def test_flash_size_none_is_the_default_and_0_the_host_disk():
+    # Board(flash_size=None) was the documented default; it must not become a bad size
+    assert [Board(flash_size=size).flash_size for size in (None, "4M", "0", "1M")] == [4 << 20, 4 << 20, 0, 1 << 20]
+
+
 def test_mkdir_touch_rm_rmdir_change_the_flash(board, flash):
     ok(mpremote(board.url, "mkdir", ":d", "+", "touch", ":d/f"))
     assert (flash / "d" / "f").is_file()

@@ -36,7 +36,7 @@ STATE_DIR = os.path.join(tempfile.gettempdir(), "ulnet-boards-%d" % os.getuid())
 START_DEADLINE_S = 20
 STOP_DEADLINE_S = 10
 POLL_S = 0.02
-SIZE_PATTERN = re.compile(r"^([1-9][0-9]*)([KM]?)$")
+SIZE_PATTERN = re.compile(r"^(0|[1-9][0-9]*)([KM]?)$")  # 0: a flash size of the host disk
 PR_SET_PDEATHSIG = 1
 # below this, per word size, the unix port's REPL and mpremote's raw REPL do not come up (64-bit:
 # 6K fails at boot; 32-bit: 3K)
@@ -62,7 +62,8 @@ class Board:
             except RuntimeError:
                 pass  # start() says what is wrong with it
         self.heap = str(parse_heap(heap, bits))
-        self.flash_size = parse_size(flash_size, "flash size")
+        # None was the default before 4M (the host disk's figures): callers passing it get 4M
+        self.flash_size = parse_size("4M" if flash_size is None else flash_size, "flash size")
         self.firmware = os.path.abspath(firmware) if firmware else None
         self.flash, self.use_pty, self.owned = flash, pty, owned
         self.url = self.pty = self.proc = self._name = None
