@@ -101,9 +101,10 @@ class Spool:
 
     backoff_ms = 1000  # the first wait after a failed pass; doubles after each failed pass
     backoff_max_ms = 60000  # up to this: a scanner on flaky Wi-Fi still tries every minute
-    # a walk of the folder holds this many names at most: a board walks a long spool a few
-    # times rather than holding a list of it
-    walk_batch = 4 if BOARD else 4096
+    # a walk of the folder holds this many names at most; a pass over N scans walks it about
+    # N / batch + 1 times, each listing and stat'ing every entry. A board's walk holds fewer:
+    # as many as half its heap free beyond what its sessions need holds (see _load)
+    walk_batch = 1024 if BOARD else 4096
     # free heap a board needs to make one more session (at start, after the first): a session
     # costs about 6 KB at its peak (2 KB of objects, 1 KB logged in, 3 KB uploading). Measured
     # on the 64-bit emulated board (ROMFS) under the board test harness: with 19.2 KB free then
@@ -162,7 +163,7 @@ class Spool:
         # every session's objects now (each holds a chunk buffer), while a board's heap is still
         # in one piece; a board makes one more only with session_heap bytes free
         lanes = self._lanes
-        while len(lanes) < self.sessions and (not lanes or self._room()):
+        while len(lanes) < self.sessions and (not lanes or not BOARD or self._spare(2) >= 0):
             try:
                 # a board's extra sessions carry scans with half the chunk buffer: scans are
                 # small, and each KB of heap counts there
@@ -314,7 +315,15 @@ class Spool:
         names = self._names
         if names is None or (self._at == len(names) and self._more):
             after = (self._last, names[-1]) if names else None
-            self._names, self._last, self._more = sd.oldest(self.folder, after, self.walk_batch, self._seen)
+            self._names = names = None  # the old batch's heap is free for the new one
+            n = self.walk_batch
+            if BOARD:
+                # half the heap free beyond half a session_heap for each session and one more
+                # (what the sessions may still need), at 80 bytes a name on a 64-bit board, 40
+                # on a 32-bit one (measured: 75 and 38 for 12-character names; the other half
+                # is the margin for longer ones), and at least 4: a small heap walks more often
+                n = max(4, min(n, self._spare(len(self._lanes) + 1) // (160 if sys.maxsize > 1 << 32 else 80)))
+            self._names, self._last, self._more = sd.oldest(self.folder, after, n, self._seen)
             self._at = 0
         return self._at < len(self._names)
 
@@ -342,14 +351,13 @@ class Spool:
             return False
         return True
 
-    def _room(self):
-        """On a board: session_heap bytes free, after a collection."""
-        if not BOARD:
-            return True
+    def _spare(self, halves):
+        """A board's free heap after a collection, less `halves` halves of the heap one more
+        session needs (session_heap, and tls_heap for FTPS)."""
         import gc
 
         gc.collect()
-        return gc.mem_free() >= self.session_heap + (self.tls_heap if self._tls_on else 0)
+        return gc.mem_free() - halves * (self.session_heap + (self.tls_heap if self._tls_on else 0)) // 2
 
     def _retry(self, why, permanent=False):
         """Wait, then another pass. A cause that will not go away by itself (permanent: the

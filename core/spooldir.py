@@ -14,8 +14,8 @@ Rules: the journal is a hint, never trusted: a line that does not name a plain s
 folder with a size in digits (torn, "../x", a NUL) is ignored, as is a journal that cannot be
 read; writing it may fail (flash full) and that is ignored too. Scans go oldest first (by
 modification time, then name); a walk holds at most `limit` names at once, so a board with a
-long spool never holds a list of it. Runs unchanged on MicroPython (os.ilistdir, no os.path,
-errno compared by name).
+long spool never holds a list of it (the job sizes `limit` from the heap it has free). Runs
+unchanged on MicroPython (os.ilistdir, no os.path, errno compared by name).
 """
 
 import errno
@@ -106,13 +106,24 @@ def oldest(folder, after, limit, skip):
     """The next entries to look at, oldest first: (names, last, more), the names of at most
     `limit` entries that come after `after`, (time, name) of the last one looked at (None: from
     the first); last: the modification time of the last name; more: the walk left some out for
-    the limit. Hidden
-    names, sent/, bad/ and the names in `skip` are left out; entries that are no scans are
-    listed too (the job sets them aside); one that cannot be stat'ed counts as the oldest.
-    Nothing is held per entry but its name and time, each kept one inserted in order (a board
-    walks a long spool holding `limit` names). Raises OSError when the folder cannot be read."""
+    the limit. Hidden names, sent/, bad/ and the names in `skip` are left out; entries that are
+    no scans are listed too (the job sets them aside); one that cannot be stat'ed counts as the
+    oldest. A pass over N entries walks the folder about N / limit + 1 times, each listing and
+    stat'ing every entry. Raises OSError when the folder cannot be read.
+    Nothing is held per entry but its name and time, in two lists made `limit` long at once
+    (halved while a board's heap has no block that long, down to one name: a list that grew
+    by doubling needed ever longer blocks), each kept one inserted in order by bisection."""
     base = folder.rstrip("/") + "/"
-    times, names = [], []
+    while True:
+        try:
+            times = names = None
+            times, names = [0] * limit, [""] * limit
+            break
+        except MemoryError:
+            if limit == 1:
+                raise
+            limit //= 2
+    n = 0  # names held: names[:n]; the rest are placeholders
     more = False
     for entry in entries(folder):
         name = entry[0]
@@ -124,19 +135,32 @@ def oldest(folder, after, limit, skip):
             at = 0
         if after is not None and (at < after[0] or at == after[0] and name <= after[1]):
             continue
-        i = len(names)
-        while i and (times[i - 1] > at or times[i - 1] == at and names[i - 1] > name):
-            i -= 1
-        if i == limit:
+        # where it goes among the names held (by (time, name)), by bisection; at once after
+        # them when it is the newest (a folder listed in the scans' order)
+        lo, hi = 0, n
+        if n and not (times[n - 1] > at or times[n - 1] == at and names[n - 1] > name):
+            lo = n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if times[mid] > at or times[mid] == at and names[mid] > name:
+                hi = mid
+            else:
+                lo = mid + 1
+        if lo == limit:
             more = True
             continue
-        times.insert(i, at)
-        names.insert(i, name)
-        if len(names) > limit:
-            times.pop()
-            names.pop()
-            more = True
-    return names, times[-1] if times else 0, more
+        if n == limit:
+            more = True  # the newest held drops out
+        else:
+            n += 1
+        # pop, then insert: the lists keep their length, never grow into a new block
+        times.pop()
+        names.pop()
+        times.insert(lo, at)
+        names.insert(lo, name)
+    while len(names) > n:  # a short batch gives its heap back in place (a copy needs a block)
+        names.pop()
+    return names, times[n - 1] if n else 0, more
 
 
 def read_journal(folder):
