@@ -7,10 +7,12 @@ small CSV batches and one 1 MB file (issue 7's load); the server is pyftpdlib in
 (tests/servers/ftp.py). Printed:
 - heap: after importing ulnet.spool; the peak live heap (gc.mem_alloc() after gc.collect(),
   sampled at every status line, i.e. at every scan); the garbage the job leaves per scan
-  (gc.mem_alloc() before and after a run with the GC off, on a board with an 8 MB heap: what
-  the GC has to collect; micropython.mem_total() would also count what the VM frees at once,
+  (gc.mem_alloc() before and after a run with the GC off, on a board with an 8 MB heap, the
+  job's own gc.collect() calls made no-ops: what the GC has to collect; micropython.mem_total() would also count what the VM frees at once,
   such as large call frames); the smallest -X heapsize that completes the job (1 KB steps,
-  bisection over fresh boards);
+  bisection over fresh boards); the job's walks of its spool folder (each lists and stats
+  every entry; the job holds as many names a walk as its free heap allows) on boards of
+  WALK_HEAPS, counted in a run of their own;
 - time: the job on the board against ftplib on the host's CPython uploading the same files
   (one login, one STOR each) in the same run, medians of ROUNDS; the job also writes a journal,
   uploads each scan atomically (STOR .part, RNFR/RNTO) and checks SIZE, so it does more per scan.
@@ -35,6 +37,7 @@ from board_heap import board_with_ulnet, code_for, output, smallest_heap  # noqa
 from servers.ftp import PyFTPD  # noqa: E402  (board_heap put tests/ on sys.path)
 
 SCANS = 200
+WALK_HEAPS = ("64K", "128K")  # the job's walks of its folder are counted on boards of these heaps
 BIG = 1 << 20
 DEVICE = "BENCH"
 
@@ -55,6 +58,37 @@ t, before = time.ticks_us(), gc.mem_alloc()
 job = ulnet.spool.run_from_config("/ulnet.json", status)
 t, after = time.ticks_diff(time.ticks_us(), t), gc.mem_alloc()
 print("@", job.sent, job.left, imported, peak[0], after - before, t)
+"""
+
+
+WALKS = """
+import ulnet.spool, ulnet.spooldir as sd
+seen = [0, 0, 0]  # walks, entries listed (each stat'ed), the most names a walk held
+oldest, entries = sd.oldest, sd.entries
+def counted_oldest(folder, after, limit, skip):
+    got = oldest(folder, after, limit, skip)
+    seen[0] += 1
+    seen[2] = max(seen[2], len(got[0]))
+    return got
+def counted_entries(folder):
+    for entry in entries(folder):
+        seen[1] += 1
+        yield entry
+sd.oldest, sd.entries = counted_oldest, counted_entries
+job = ulnet.spool.run_from_config("/ulnet.json", None)
+print("@", job.sent, job.left, *seen)
+"""
+
+
+# before JOB in the run with the GC off: the gc module JOB and the job import, whose collect()
+# (a walk's) would hide the garbage; apart, so that JOB's own bytecode is the same in every run
+UNCOLLECTED = """
+import gc, sys
+class Uncollected:
+    def collect(self):
+        pass
+uncollected = sys.modules["gc"] = Uncollected()
+uncollected.mem_free, uncollected.mem_alloc, uncollected.disable = gc.mem_free, gc.mem_alloc, gc.disable
 """
 
 
@@ -102,12 +136,27 @@ def check(server, files, prefix):
 def job(board, server, files, gc_off=False, sessions=None):
     """One run of the job on the board, checked on the server: (import, peak, allocated, s)."""
     fill(board, server, files, sessions)
-    code = code_for(JOB, GC_OFF=gc_off)
+    code = code_for((UNCOLLECTED if gc_off else "") + JOB, GC_OFF=gc_off)
     at = next(line.split()[1:] for line in output(board, code).splitlines() if line.startswith("@ "))
     if int(at[0]) != len(files) or int(at[1]):
         raise RuntimeError("the job sent %s and left %s scans" % (at[0], at[1]))
     check(server, files, DEVICE + "-")
     return int(at[2]), int(at[3]), int(at[4]), int(at[5]) / 1e6
+
+
+def walks(heap, server, files):
+    """The job's walks of its spool folder on a board of `heap`: (walks, entries listed and
+    stat'ed, the most names a walk held)."""
+    board = board_with_ulnet(heap, True, b"")
+    try:
+        fill(board, server, files)
+        at = next(line.split()[1:] for line in output(board, WALKS).splitlines() if line.startswith("@ "))
+    finally:
+        board.stop()
+    if int(at[0]) != len(files) or int(at[1]):
+        raise RuntimeError("the job sent %s and left %s scans" % (at[0], at[1]))
+    check(server, files, DEVICE + "-")
+    return int(at[2]), int(at[3]), int(at[4])
 
 
 def ftplib_run(server, files):
@@ -165,6 +214,7 @@ def main():
             garbage = job(board, server, files, gc_off=True)[2]
         finally:
             board.stop()
+        walked = [(heap, walks(heap, server, files)) for heap in WALK_HEAPS]
         smallest = smallest_heap(lambda kb: completes(kb, server, files), 32, 64)
     imported, peak = runs[-1][:2]
     board_s, host_s = statistics.median(r[3] for r in runs), statistics.median(peers)
@@ -179,6 +229,9 @@ def main():
         ("ftplib on the host, plain STOR each, median of %d" % args.rounds, "%.2f s" % host_s),
         ("ftplib time / job time", "%.2fx" % (host_s / board_s)),
     ]
+    for heap, (n, listed, most) in walked:
+        rows.append(("walks of the spool folder, %s heap" % heap,
+                     "%d walks, %d entries stat'ed, at most %d names a walk" % (n, listed, most)))
     width = max(len(r[0]) for r in rows)
     for label, value in rows:
         print("%-*s  %s" % (width, label, value))
