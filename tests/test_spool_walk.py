@@ -125,3 +125,44 @@ def test_a_pass_over_400_scans_on_a_board_sized_heap_walks_the_folder_a_few_time
     assert handed == expected_order(spool)  # each once, oldest first, the late ones last
     # a pass over the 400 in one walk or two, then the late 20, then a pass finding none left
     assert len(walks) <= 4 and min(walks) >= 200, walks
+
+
+CUT = """
+import gc
+from ulnet.spooldir import oldest
+cut = []
+try:  # the heap cut into 1 KB pieces, every other one free: no block longer than 1 KB
+    while True:
+        cut.append(bytearray(1024))
+except MemoryError:
+    pass
+for i in range(0, len(cut), 2):
+    cut[i] = None
+gc.collect()
+after = None
+while True:
+    names, last, more = oldest(%r, after, 1024, [])
+    print("walk", len(names))
+    for name in names:
+        print(name)
+    if not more:
+        break
+    after = (last, names[-1])
+"""
+
+
+def test_a_walk_on_a_heap_without_a_long_block_holds_fewer_names_and_loses_none(tmp_path):
+    """The walk's lists are made at full length at once and halved until the heap has a block
+    that long: lists grown by doubling raised MemoryError here (a 1024-name walk needs 8 KB in
+    one piece on a 64-bit board), and the job then failed every pass."""
+    folder = str(tmp_path)
+    names = ["scan%03d.csv" % i for i in range(300)]
+    for name in names:
+        open(os.path.join(folder, name), "w").close()
+    times = shuffle_times(folder, names, 3)
+    done = upy.run(CUT % folder, heap="64K", timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.split()
+    walks = [int(lines[i + 1]) for i, word in enumerate(lines) if word == "walk"]
+    assert [word for word in lines if word.startswith("scan")] == sorted(names, key=lambda n: (times[n], n))
+    assert len(walks) > 1 and 0 < max(walks) < 300, walks  # fewer names a walk, every one given
