@@ -321,8 +321,9 @@ class Spool:
                 # half the heap free beyond half a session_heap for each session and one more
                 # (what the sessions may still need), at 80 bytes a name on a 64-bit board, 40
                 # on a 32-bit one (measured: 75 and 38 for 12-character names; the other half
-                # is the margin for longer ones), and at least 4: a small heap walks more often
-                n = max(4, min(n, self._spare(len(self._lanes) + 1) // (160 if sys.maxsize > 1 << 32 else 80)))
+                # is the margin for longer ones); at least 4 (a small heap walks more often),
+                # at most walk_batch
+                n = min(n, max(4, self._spare(len(self._lanes) + 1) // (160 if sys.maxsize > 1 << 32 else 80)))
             self._names, self._last, self._more = sd.oldest(self.folder, after, n, self._seen)
             self._at = 0
         return self._at < len(self._names)
