@@ -12,6 +12,7 @@ import time
 import pytest
 
 from ulnet.tools import deploy, hil
+from ulnet.tools import device as dev
 from ulnet.tools.board import Board
 
 BIN = os.path.dirname(sys.executable)
@@ -41,6 +42,11 @@ def test_fails():
 def test_hangs():
     while True:
         pass
+
+
+def test_chatters():
+    while True:
+        print("a board test that never stops printing")
 
 
 def test_wedges():
@@ -107,9 +113,31 @@ def test_session_reports_pass_fail_heap_deadline_and_reset(sample_dir):
     assert 'line 15, in test_fails' in results["test_fails"][0].output
     hung, hung_s = results["test_hangs"]
     assert hung.detail == "deadline of 3 s passed; interrupted" and hung_s < 3 + hil.RECOVER_DEADLINE_S
+    # its output never pauses: the deadline holds all the same (it did only in silence)
+    chatty, chatty_s = results["test_chatters"]
+    assert chatty.detail == "deadline of 3 s passed; interrupted" and chatty_s < 3 + hil.RECOVER_DEADLINE_S
+    assert chatty.output.startswith("a board test that never stops printing\n")
+    assert len(chatty.output) <= dev.OUTPUT_KEEP
     wedged, wedged_s = results["test_wedges"]
     assert wedged.detail == "deadline of 3 s passed; board reset"
     assert wedged_s < 3 + 3 * hil.RECOVER_DEADLINE_S
+
+
+def test_a_board_command_that_prints_without_end_ends_at_its_deadline():
+    """Every board command has a deadline: mpremote's follow checked its own only while the
+    board was silent, so code that printed without end held `ulnet deploy`, the demo and the
+    runner for ever (a hil run at 11 KB: a MemoryError traceback every eventer round)."""
+    with Board(heap="64K") as board:
+        transport = dev.open_device(board.url)
+        try:
+            started = time.monotonic()
+            with pytest.raises(dev.DeviceError, match=r"^device did not finish within 3 s$"):
+                dev.run(transport, "while True:\n print('chatter')", timeout_s=2, deadline_s=3)
+            assert time.monotonic() - started < 5
+            with pytest.raises(dev.DeviceError, match=r"^device stopped answering: silent for 1 s$"):
+                dev.run(transport, "import time\nprint(1)\ntime.sleep(30)", timeout_s=1, deadline_s=60)
+        finally:
+            transport.close()
 
 
 def test_a_board_that_dies_fails_its_tests_quickly(sample_dir):
@@ -139,9 +167,9 @@ def test_cli_prints_one_line_per_test_and_the_totals(sample_dir):
     lines = done.stdout.splitlines()
     verdicts = dict(re.findall(r"^\S+::(test_\w+) (pass|fail) heap \d+ B$", done.stdout, re.M))
     assert verdicts == {"test_passes": "pass", "test_keeps_heap": "pass", "test_fails": "fail",
-                        "test_hangs": "fail", "test_wedges": "fail", "test_after_the_reset": "pass",
-                        "test_gets_a_host_value": "pass"}
-    assert lines[-1] == "4 passed, 3 failed, 0 skipped"
+                        "test_hangs": "fail", "test_chatters": "fail", "test_wedges": "fail",
+                        "test_after_the_reset": "pass", "test_gets_a_host_value": "pass"}
+    assert lines[-1] == "4 passed, 4 failed, 0 skipped"
 
 
 def ulnet_hil(*args, cwd=None):

@@ -134,7 +134,7 @@ def board_run(transport, code, timeout_s, echo=False):
     pending = bytearray()
 
     def consume(data):
-        pending.extend(data.replace(b"\x04", b""))
+        pending.extend(data)
         while b"\n" in pending:
             line, _, rest = bytes(pending).partition(b"\n")
             pending[:] = rest
@@ -143,7 +143,10 @@ def board_run(transport, code, timeout_s, echo=False):
             if echo and text and not text.startswith("@"):
                 print("  board: " + text, flush=True)
 
-    out, err = transport.exec_raw(code, timeout=timeout_s, data_consumer=consume)
+    transport.exec_raw_no_follow(code)
+    out, err, complete = dev.read_answer(transport, timeout_s, timeout_s, consume)
+    if not complete:
+        raise dev.DeviceError("the board did not finish within %d s" % timeout_s)
     if err:
         raise dev.DeviceError(dev.error_line(err.decode(errors="replace")))
     consume(b"\n")

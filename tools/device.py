@@ -17,6 +17,7 @@ import contextlib
 import io
 import os
 import re
+import socket
 import time
 
 from mpremote.transport import TransportError
@@ -26,6 +27,11 @@ from mpremote.transport_serial import SerialTransport
 ANSWER_DEADLINE_S = 5
 # bounds each blocking serial read inside mpremote (raw-paste headers, "OK")
 READ_TIMEOUT_S = 5
+# a command run() sends ends by then, however much it prints
+RUN_DEADLINE_S = 120
+# of each frame of a board's answer, the bytes kept: a board that prints without end cannot
+# fill the host's memory
+OUTPUT_KEEP = 1 << 16
 URL_SCHEMES = ("socket://", "rfc2217://", "loop://")
 # a pty (QEMU's emulated UART) has no baud rate: writes are paced to a 115200 baud line, and
 # in small pieces, as firmware without raw-paste flow control drops what it cannot take in time
@@ -151,18 +157,78 @@ def session(device, soft_reset=False):
         transport.close()
 
 
-def run(transport, code, timeout_s=10):
+def run(transport, code, timeout_s=10, deadline_s=RUN_DEADLINE_S):
     """Execute code on the board; returns its output, raises DeviceError with the error's last line.
 
-    timeout_s bounds the silence between two output bytes (mpremote's follow timeout).
+    timeout_s bounds the silence between two output bytes, deadline_s the whole run.
     """
+    started = time.monotonic()
     try:
-        out, err = transport.exec_raw(code, timeout=timeout_s)
+        transport.exec_raw_no_follow(code)
+        out, err, complete = read_answer(transport, timeout_s, deadline_s)
     except (TransportError, OSError) as e:
         raise DeviceError("device stopped answering: %s" % e) from None
+    if not complete:
+        # interrupted, so the board takes the next command (code that printed without end
+        # would otherwise hold that one too)
+        with contextlib.suppress(TransportError, OSError):
+            transport.serial.write(b"\x03")
+            read_answer(transport, None, ANSWER_DEADLINE_S)
+        if time.monotonic() - started < deadline_s:
+            raise DeviceError("device stopped answering: silent for %s s" % timeout_s)
+        raise DeviceError("device did not finish within %s s" % deadline_s)
     if err:
         raise DeviceError(error_line(err.decode(errors="replace")))
     return out
+
+
+def read_answer(transport, silence_s=None, deadline_s=None, consume=None):
+    """The board's answer to code sent with exec_raw_no_follow: its output and its error text,
+    each ended by 0x04; (out, err, complete). Bounded both ways: silence_s between two bytes and
+    deadline_s in all (mpremote's follow checks its deadline only in silence, so a board that
+    never stopped printing held it for ever). Of each the first OUTPUT_KEEP bytes are kept;
+    consume, if given, hears all of the output."""
+    serial = transport.serial
+    start = last = time.monotonic()
+    frames = (bytearray(), bytearray())
+    at = 0
+    while at < 2:
+        now = time.monotonic()
+        if deadline_s is not None and now - start >= deadline_s or silence_s is not None and now - last >= silence_s:
+            break
+        # a pty tells nothing waiting (mpremote reads it a byte at a time too); the last two
+        # bytes waiting are read one by one: what follows the answer's end (the raw REPL's next
+        # prompt) stays for the next command
+        waiting = 1 if transport.is_pty else _waiting(serial)
+        if not waiting:
+            time.sleep(0.01)
+            continue
+        chunk = serial.read(waiting - 2 if waiting > 2 else 1)
+        if chunk:
+            last = time.monotonic()
+        while chunk and at < 2:
+            end = chunk.find(b"\x04")
+            piece = chunk if end < 0 else chunk[:end]
+            if consume is not None and at == 0 and piece:
+                consume(piece)
+            frames[at].extend(piece[:OUTPUT_KEEP - len(frames[at])])
+            if end < 0:
+                break
+            at += 1
+            chunk = chunk[end + 1:]
+    return bytes(frames[0]), bytes(frames[1]), at == 2
+
+
+def _waiting(serial):
+    """How many bytes wait to be read. pyserial's socket:// port answers only 0 or 1 (a select),
+    which makes a board's output arrive a byte per system call, slower than an emulated board
+    writes it: its socket is asked instead (a peek); an ended connection counts 1, so that the
+    read reports it."""
+    waiting = serial.in_waiting
+    sock = getattr(serial, "_socket", None)
+    if waiting and sock is not None:
+        waiting = len(sock.recv(1 << 16, socket.MSG_PEEK)) or 1
+    return waiting
 
 
 def error_line(error_output):

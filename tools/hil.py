@@ -261,7 +261,7 @@ class HILSession:
     def _run_one(self, name, code, deadline_s):
         try:
             self.transport.exec_raw_no_follow(code)
-            out, err, complete = self._frames(deadline_s)
+            out, err, complete = dev.read_answer(self.transport, None, deadline_s)
         except (TransportError, OSError) as e:
             out, err, complete = b"", str(e).encode(), False
         output = (out + err).decode(errors="replace")
@@ -275,24 +275,12 @@ class HILSession:
         return Result(name, False, 0, dev.error_line(err.decode(errors="replace")) if err else
                       "no result line", output)
 
-    def _frames(self, deadline_s):
-        """stdout and stderr of the running code (two 0x04-ended frames), bounded in time."""
-        end = time.monotonic() + deadline_s
-        frames = []
-        for _ in range(2):
-            left = max(0.0, end - time.monotonic())
-            data = self.transport.read_until(1, b"\x04", timeout=left, timeout_overall=left)
-            if not data.endswith(b"\x04"):
-                return b"".join(frames) + data, b"", False
-            frames.append(data[:-1])
-        return frames[0], frames[1], True
-
     def _recover(self):
         """After a deadline: Ctrl-C, else one reset; says what it did, marks a dead board."""
         self.loaded = None
         try:
             self.transport.serial.write(b"\x03")
-            if self._frames(RECOVER_DEADLINE_S)[2]:
+            if dev.read_answer(self.transport, None, RECOVER_DEADLINE_S)[2]:
                 return "interrupted"
         except (TransportError, OSError):
             pass  # the link itself is gone: only a reset can help
