@@ -5,15 +5,18 @@ That put fails at once and the job drops to the one session left (its status say
 delivers the rest: 20 scans and a 256 KB file, each once (board_tests/conftest.py:
 ftps_spool_upload checks the server). Before, that put waited 30 s for a reply pyftpdlib never
 sends, pass after pass, and the job ran out of its deadline. On a device with heap for two, the
-job simply uses two (nothing runs out)."""
+job simply uses two (nothing runs out): `ulnet hil` on a larger board, or on a 32-bit one with
+ulnet frozen in, whose mbedtls allocates outside the heap, checks that instead."""
 
 HEAP = "77K"
 DEPLOY = "romfs"
 DEADLINE_S = 300
 FREE_HEAP = "112K"  # on a board where ulnet loads from files (64-bit port; test_ftps_spool.py's + 4 KB)
+FREE_HEAP_FROZEN = "32K"  # on a 32-bit board with ulnet frozen into its firmware (measured, +2 KB)
 
 
 def test_two_ftps_sessions_where_the_heap_carries_one_drop_to_one(ftps_spool_upload):
+    import gc
     import json
     import os
     import sys
@@ -55,10 +58,16 @@ def test_two_ftps_sessions_where_the_heap_carries_one_drop_to_one(ftps_spool_upl
     finally:
         ulnet.spool.Spool.tls_heap = figure
     assert (job.sent, job.left, job.bad) == (scans + 1, 0, 0), (job.summary(), statuses)
-    if sys.platform == "linux":  # the emulated board, at HEAP: two sessions do not fit
-        assert job.sessions == 1 and job.failures >= 1, (job.summary(), statuses)
-        dropped = [text for text in statuses if text.startswith("1 session: no heap for more (")]
-        assert len(dropped) == 1 and "out of memory" in dropped[0], statuses
+    gc.collect()
+    # the board measured above (64-bit emulated, HEAP): two sessions do not fit there; on
+    # another the job may drop to one or keep both, and either is checked
+    if sys.platform == "linux" and sys.maxsize >> 32 and gc.mem_alloc() + gc.mem_free() <= 77 * 1024:
+        assert job.sessions == 1, (job.summary(), statuses)
+    dropped = [text for text in statuses if text.startswith("1 session: no heap for more (")]
+    if job.sessions == 1:
+        assert job.failures >= 1 and len(dropped) == 1 and "out of memory" in dropped[0], (job.summary(), statuses)
+    else:
+        assert (job.sessions, job.failures, dropped) == (2, 0, []), (job.summary(), statuses)
     for text in statuses:  # every failure was the heap's
         assert "out of memory" in text or text.startswith("connecting") or text.startswith("done"), statuses
     assert sorted(e[0] for e in os.ilistdir("spool")) == []  # delivered scans are deleted

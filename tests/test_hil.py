@@ -347,6 +347,49 @@ def test_a_file_asks_for_a_32_bit_board_with_ulnet_frozen_in(tmp_path, firmware3
             session.close()
 
 
+FROZEN_HEAP_NEEDS = '''
+FREE_HEAP = "%s"
+FREE_HEAP_FROZEN = "%s"
+
+
+def test_needs_heap():
+    pass
+'''
+
+
+@pytest.mark.timeout(1200)  # the first test to ask for the firmware may have to build it
+def test_hil_on_a_board_with_ulnet_frozen_in_runs_that_ulnet_and_goes_by_its_frozen_heap_figure(tmp_path, firmware32):
+    """`ulnet hil` on a 32-bit board with ulnet frozen into its firmware (issue 15: the board a
+    small device really is) failed the harness's own check (the tests ran the frozen ulnet, the
+    check wanted the run's copy) and skipped test_ftp.py, which passes there from 24 KB, for
+    needing 71 KB free: the figure of a board where ulnet's bytecode is in the heap. A file
+    states both; the runner says which ulnet runs and goes by the one that applies."""
+    folder = make_tests_folder(tmp_path / "frozen_heap_tests", {
+        "test_fits_frozen.py": FROZEN_HEAP_NEEDS % ("1M", "8K"), "test_fits_files.py": FROZEN_HEAP_NEEDS % ("8K", "1M"),
+        "test_harness.py": open(os.path.join(hil.TESTS_DIR, "test_harness.py")).read(), "conftest.py": CONFTEST})
+    assert hil.BoardTestFile(str(folder / "test_fits_frozen.py")).free_heap_frozen == 8 << 10
+    skip = r"^test_fits_%s.py::test_needs_heap skipped \(needs 1024 KB free%s, board has (\d+) KB\)$"
+    with Board(heap="32K", firmware=firmware32.path) as board:
+        frozen = ulnet_hil(board.url, "--tests", str(folder))
+    assert frozen.returncode == 0, frozen.stdout + frozen.stderr
+    assert frozen.stdout.splitlines()[0] == (
+        "the board has ulnet frozen into its firmware: the tests run that one, not this checkout's")
+    assert re.search(r"^test_fits_frozen.py::test_needs_heap pass heap \d+ B$", frozen.stdout, re.M)
+    skipped = re.search(skip % ("files", " with ulnet frozen in"), frozen.stdout, re.M)
+    assert skipped and 20 < int(skipped.group(1)) < 32, frozen.stdout
+    assert "test_ulnet_is_the_runs_own_compiled_copy_or_the_frozen_one pass" in frozen.stdout
+    assert frozen.stdout.splitlines()[-1] == "5 passed, 0 failed, 1 skipped"
+    # a board that loads ulnet from files: FREE_HEAP decides, the run's copy is tested
+    with Board(heap="64K") as board:
+        files = ulnet_hil(board.url, "--tests", str(folder))
+    assert files.returncode == 0, files.stdout + files.stderr
+    assert "frozen into its firmware" not in files.stdout
+    assert re.search(skip % ("frozen", ""), files.stdout, re.M), files.stdout
+    assert re.search(r"^test_fits_files.py::test_needs_heap pass heap \d+ B$", files.stdout, re.M)
+    assert "test_ulnet_is_the_runs_own_compiled_copy_or_the_frozen_one pass" in files.stdout
+    assert files.stdout.splitlines()[-1] == "5 passed, 0 failed, 1 skipped"
+
+
 def test_a_bad_deploy_mode_is_refused_on_the_host(tmp_path):
     (tmp_path / "test_bad.py").write_text('DEPLOY = "flash"\n\ndef test_x():\n    pass\n')
     with pytest.raises(ValueError, match="DEPLOY must be one of"):

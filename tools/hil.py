@@ -12,12 +12,17 @@ when the test runs on the board. A file may set, as module-level literals read o
 an emulated board), `DEPLOY = "romfs"` (ulnet in the board's ROMFS, run in place, instead of
 "lib", .mpy files under /lib; "frozen": ulnet frozen into the board's firmware, built by
 tools/firmware.py) and `BITS = 32` (a 32-bit board, on a firmware built likewise; 64 is PyPI's
-unix port); a file that sets any of them runs on an emulated board of its own.
+unix port); a file that sets any of them runs on an emulated board of its own. On a given
+device (or the shared board) a file's tests are skipped, saying why, where the board has less
+free heap than the file states: `FREE_HEAP` where ulnet loads from files, `FREE_HEAP_FROZEN`
+where a 32-bit board has ulnet frozen into its firmware (its bytecode is not in the heap).
 
 A device is the user's: the runner writes only inside the tools' work folder (dev.WORK_DIR,
 /ulnet-tmp): WORK/lib/ulnet (the run's ulnet, first on sys.path, so the device's own /lib/ulnet
-is neither used nor changed), WORK/tests (test modules) and WORK/files, the tests' current folder,
-emptied before each file (what a test writes goes there: relative paths). The work folder is
+is neither used nor changed; on a board with ulnet frozen into its firmware none is copied, and
+the tests run the frozen one: the device's own, as it ships), WORK/tests (test modules) and
+WORK/files, the tests' current folder, emptied before each file (what a test writes goes there:
+relative paths). The work folder is
 removed at close(), and at open() when a run that was cut short left it.
 
 HILSession is the transport layer, on mpremote's raw REPL (tools/device.py):
@@ -77,7 +82,7 @@ class BoardTestFile:
         self.module = os.path.basename(path)[:-3]
         self.harness = os.path.join(os.path.dirname(self.path), HARNESS)
         self.deadline_s = default_deadline_s
-        self.heap = self.deploy = self.bits = self.free_heap = None
+        self.heap = self.deploy = self.bits = self.free_heap = self.free_heap_frozen = None
         with open(path) as f:
             tree = ast.parse(f.read(), path)
         self.tests = []
@@ -87,15 +92,16 @@ class BoardTestFile:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
                 self.tests.append(BoardTest(node.name, [a.arg for a in node.args.args]))
             elif isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) in (
-                    "DEADLINE_S", "HEAP", "DEPLOY", "BITS", "FREE_HEAP"):
+                    "DEADLINE_S", "HEAP", "DEPLOY", "BITS", "FREE_HEAP", "FREE_HEAP_FROZEN"):
                 settings[node.targets[0].id] = ast.literal_eval(node.value)
                 self.host_lines.update(range(node.lineno, node.end_lineno + 1))
         self.deadline_s = settings.get("DEADLINE_S", self.deadline_s)
         self.heap, self.deploy, self.bits = settings.get("HEAP"), settings.get("DEPLOY"), settings.get("BITS")
         if self.heap is not None:
             boards.parse_heap(self.heap, self.bits or 64)  # a bad size fails here, on the host
-        if "FREE_HEAP" in settings:
-            self.free_heap = boards.parse_size(settings["FREE_HEAP"], "FREE_HEAP")
+        for key in ("FREE_HEAP", "FREE_HEAP_FROZEN"):
+            if key in settings:
+                setattr(self, key.lower(), boards.parse_size(settings[key], key))
         if self.deploy not in (None,) + DEPLOY_MODES:
             raise ValueError("%s: DEPLOY must be one of %s, not %r" % (path, DEPLOY_MODES, self.deploy))
         if self.bits not in (None,) + BITS:
@@ -135,6 +141,9 @@ class HILSession:
         self.compiler = None  # set when the board takes .mpy files: deploy mode
         self.loaded = None  # path of the test file whose names are in the REPL's globals
         self.dead = None  # why the board is given up on
+        self.ulnet_frozen = False  # the board has ulnet frozen into its firmware: the tests run it
+        self.ulnet_file = None  # the __file__ of the ulnet the tests import, or "frozen"
+        self.frozen_32 = False  # ... and is a 32-bit board: FREE_HEAP_FROZEN applies
 
     def open(self):
         self.transport = dev.open_device(self.device)
@@ -154,8 +163,15 @@ class HILSession:
                 done = deploy.deploy_to(self.transport, romfs=True, device=self.device, extra=extra)
             else:
                 done = deploy.deploy_to(self.transport, device=self.device, lib=WORK_LIB + "/ulnet")
-            if self.frozen and deploy.FROZEN not in (action for _, action in done.values()):
+            self.ulnet_frozen = deploy.FROZEN in (action for _, action in done.values())
+            self.ulnet_file = "frozen" if self.ulnet_frozen else "%s/ulnet/__init__.mpy" % (
+                "/rom" + deploy.DEVICE_LIB if self.romfs else WORK_LIB)
+            if self.frozen and not self.ulnet_frozen:
                 raise deploy.DeployError("%s has no ulnet frozen into its firmware" % self.device)
+            # FREE_HEAP_FROZEN is measured on a 32-bit board (every real one is); a 64-bit one
+            # (the emulated board of `ulnet firmware --bits 64`) goes by FREE_HEAP instead
+            self.frozen_32 = self.ulnet_frozen and dev.run(
+                self.transport, "import sys\nprint(sys.maxsize >> 31)").strip() == b"0"
             self.in_rom = {test_file.path for test_file in self.test_files} if extra else set()
         return self
 
@@ -240,14 +256,18 @@ class HILSession:
                         lambda *_: None)
 
     def _short_of_heap(self, test_file):
-        """Why the file cannot run here (None when it can): the free heap it states (FREE_HEAP),
-        against what the board has after the soft reset and the harness."""
-        if not (self.check_heap and test_file.free_heap):
+        """Why the file cannot run here (None when it can): the free heap it states (FREE_HEAP,
+        or FREE_HEAP_FROZEN on a 32-bit board with ulnet frozen in), against what the board has
+        after the soft reset and the harness."""
+        need, where = test_file.free_heap, ""
+        if self.frozen_32 and test_file.free_heap_frozen:
+            need, where = test_file.free_heap_frozen, " with ulnet frozen in"
+        if not (self.check_heap and need):
             return None
         free = int(dev.run(self.transport, "import gc\ngc.collect()\nprint(gc.mem_free())"))
-        if free >= test_file.free_heap:
+        if free >= need:
             return None
-        return "needs %d KB free, board has %d KB" % (test_file.free_heap >> 10, free >> 10)
+        return "needs %d KB free%s, board has %d KB" % (need >> 10, where, free >> 10)
 
     def _compile(self, module, source, source_name):
         """The .mpy bytes of a module's board source; source_name is the device path it is
@@ -331,9 +351,18 @@ class _Tally:
 
     def __init__(self):
         self.passed = self.failed = self.skipped = 0
-        self.could_not_run = None
+        self.could_not_run = self.stash = self.frozen = None
+        self.told_frozen = False
+
+    def pytest_configure(self, config):
+        from ulnet.tools.hil_pytest import ULNET_FROZEN  # pytest is there now
+
+        self.stash, self.frozen = config.stash, ULNET_FROZEN
 
     def pytest_runtest_logreport(self, report):
+        if not self.told_frozen and self.stash.get(self.frozen, False):
+            self.told_frozen = True
+            print("the board has ulnet frozen into its firmware: the tests run that one, not this checkout's")
         if report.skipped:
             self.skipped += 1
             print("%s skipped (%s)" % (report.nodeid, report.longrepr[2].replace("Skipped: ", "", 1)))

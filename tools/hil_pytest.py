@@ -43,9 +43,11 @@ from ulnet.tools.board import Board
 # the exit code when the device cannot be opened, does not answer or takes no deploy: pytest's
 # "usage error", so a CI tells "could not run" (4) from "tests failed" (1)
 COULD_NOT_RUN = pytest.ExitCode.USAGE_ERROR
+# True once the shared board (or DEVICE) is open and has ulnet frozen into its firmware
+ULNET_FROZEN = pytest.StashKey()
 
 __all__ = ["HostCheck", "pytest_addoption", "pytest_configure", "pytest_pycollect_makemodule", "hil_session",
-           "hil_board", "hil_file_board", "board_work_dir"]
+           "hil_board", "hil_file_board", "board_work_dir", "board_ulnet"]
 
 
 def pytest_addoption(parser):
@@ -124,6 +126,13 @@ def board_work_dir():
 
 
 @pytest.fixture
+def board_ulnet(hil_session):
+    """Where a board test's `import ulnet` finds it: the __file__ of the run's compiled copy, or
+    "frozen" on a board with ulnet frozen into its firmware (the tests run the device's own)."""
+    return hil_session.ulnet_file
+
+
+@pytest.fixture
 def hil_session(request):
     """The HILSession a board test runs in: its file's own emulated board when the file asks
     for one (HEAP, DEPLOY, BITS) and the board is `emu`, else the board of this pytest process."""
@@ -146,6 +155,7 @@ def hil_board(request):
         except (dev.DeviceError, deploy.DeployError, TransportError, OSError) as e:
             # no test can run: one line and pytest's usage-error code, not a failure per test
             pytest.exit("could not run the board tests: %s" % e, returncode=COULD_NOT_RUN)
+        request.config.stash[ULNET_FROZEN] = session.ulnet_frozen  # `ulnet hil` says so
         yield session
     finally:
         session.close()
