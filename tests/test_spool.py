@@ -710,8 +710,11 @@ def until_mid_upload(proc, spool, home, at_least, timeout_s=30):
         except OSError:
             named = []
         for size, name in named:
-            part = os.path.join(home, "." + DEVICE + "-" + name + ".part")
-            if os.path.exists(part) and os.path.getsize(part) >= min(at_least, int(size)):
+            try:  # the job may rename the .part between a look and the next
+                held = os.path.getsize(os.path.join(home, "." + DEVICE + "-" + name + ".part"))
+            except OSError:
+                continue
+            if held >= min(at_least, int(size)):
                 return
         time.sleep(0.001)
 
