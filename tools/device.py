@@ -172,14 +172,20 @@ def run(transport, code, timeout_s=10, deadline_s=RUN_DEADLINE_S):
         # interrupted, so the board takes the next command (code that printed without end
         # would otherwise hold that one too)
         with contextlib.suppress(TransportError, OSError):
-            transport.serial.write(b"\x03")
-            read_answer(transport, None, ANSWER_DEADLINE_S)
+            interrupt(transport, ANSWER_DEADLINE_S)
         if time.monotonic() - started < deadline_s:
             raise DeviceError("device stopped answering: silent for %s s" % timeout_s)
         raise DeviceError("device did not finish within %s s" % deadline_s)
     if err:
         raise DeviceError(error_line(err.decode(errors="replace")))
     return out
+
+
+def interrupt(transport, deadline_s):
+    """Ctrl-C to the code running on the board; True when it ended (its answer read to the
+    end) within deadline_s."""
+    transport.serial.write(b"\x03")
+    return read_answer(transport, None, deadline_s)[2]
 
 
 def read_answer(transport, silence_s=None, deadline_s=None, consume=None):

@@ -142,7 +142,6 @@ class HILSession:
         self.loaded = None  # path of the test file whose names are in the REPL's globals
         self.dead = None  # why the board is given up on
         self.ulnet_frozen = False  # the board has ulnet frozen into its firmware: the tests run it
-        self.ulnet_file = None  # the __file__ of the ulnet the tests import, or "frozen"
         self.frozen_32 = False  # ... and is a 32-bit board: FREE_HEAP_FROZEN applies
 
     def open(self):
@@ -164,8 +163,6 @@ class HILSession:
             else:
                 done = deploy.deploy_to(self.transport, device=self.device, lib=WORK_LIB + "/ulnet")
             self.ulnet_frozen = deploy.FROZEN in (action for _, action in done.values())
-            self.ulnet_file = "frozen" if self.ulnet_frozen else "%s/ulnet/__init__.mpy" % (
-                "/rom" + deploy.DEVICE_LIB if self.romfs else WORK_LIB)
             if self.frozen and not self.ulnet_frozen:
                 raise deploy.DeployError("%s has no ulnet frozen into its firmware" % self.device)
             # FREE_HEAP_FROZEN is measured on a 32-bit board (every real one is); a 64-bit one
@@ -174,6 +171,13 @@ class HILSession:
                 self.transport, "import sys\nprint(sys.maxsize >> 31)").strip() == b"0"
             self.in_rom = {test_file.path for test_file in self.test_files} if extra else set()
         return self
+
+    @property
+    def ulnet_file(self):
+        """The __file__ of the ulnet the tests import (after open()), or "frozen"."""
+        if self.ulnet_frozen:
+            return "frozen"
+        return "%s/ulnet/__init__.mpy" % ("/rom" + deploy.DEVICE_LIB if self.romfs else WORK_LIB)
 
     def close(self):
         """Leaves the device as it was: what runs is stopped, the work folder removed."""
@@ -299,8 +303,7 @@ class HILSession:
         """After a deadline: Ctrl-C, else one reset; says what it did, marks a dead board."""
         self.loaded = None
         try:
-            self.transport.serial.write(b"\x03")
-            if dev.read_answer(self.transport, None, RECOVER_DEADLINE_S)[2]:
+            if dev.interrupt(self.transport, RECOVER_DEADLINE_S):
                 return "interrupted"
         except (TransportError, OSError):
             pass  # the link itself is gone: only a reset can help
