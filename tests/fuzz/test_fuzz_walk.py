@@ -25,23 +25,9 @@ FOLDER = st.tuples(
     st.integers(1, 12),  # the batch
     st.integers(0, 3))  # how many names to skip
 
-WALK = """
-import json
-from ulnet.spooldir import oldest
-with open(%r, encoding="utf-8") as f:  # a file: MicroPython's json takes no surrogate escapes
-    cases = json.load(f)
-for folder, limit, skip in cases:
-    got, after = [], None
-    while True:
-        names, last, more = oldest(folder, after, limit, skip)
-        got.append(names)
-        if not more:
-            break
-        after = (last, names[-1])
-    print(json.dumps(got))
-"""
-
-
+# a walk batch after batch, each starting after the last name of the one before: one source for
+# both runtimes (defined here from it, and sent to MicroPython)
+WALK_SOURCE = """
 def walk(folder, limit, skip):
     got, after = [], None
     while True:
@@ -51,6 +37,20 @@ def walk(folder, limit, skip):
             break
         after = (last, names[-1])
     return got
+"""
+_namespace = {"oldest": oldest}
+exec(WALK_SOURCE, _namespace)
+walk = _namespace["walk"]
+
+WALK = """
+import json
+from ulnet.spooldir import oldest
+""" + WALK_SOURCE + """
+with open(%r, encoding="utf-8") as f:  # a file: MicroPython's json takes no surrogate escapes
+    cases = json.load(f)
+for folder, limit, skip in cases:
+    print(json.dumps(walk(folder, limit, skip)))
+"""
 
 
 @fuzz(10)
